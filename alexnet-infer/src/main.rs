@@ -1,0 +1,94 @@
+//! `alexnet-infer`: AlexNet inference from the command line.
+//!
+//! Subcommands: `info` (layer table and parameter count) and `bench` (forward throughput).
+
+mod bench;
+mod info;
+
+use std::process::ExitCode;
+
+use alexnet_model::{AlexNetConfig, Variant};
+use alexnet_train::backend::BackendKind;
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "alexnet-infer", version, about = "AlexNet inference on Burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print every layer with its output shape and parameter count, and the total.
+    Info(info::InfoArgs),
+    /// Time the forward pass after warm-up and print images/s.
+    Bench(bench::BenchArgs),
+}
+
+/// Text for people, JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Which network: variant, classes and input side.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// paper, torchvision or cifar.
+    #[arg(long, default_value = "torchvision", value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Output classes (default: 1000, or 10 for cifar).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Square input side (default: the variant's: 224, or 32 for cifar).
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// Paper variant only: Caffe's 227×227 input without conv1 padding.
+    #[arg(long)]
+    pub caffe_input: bool,
+}
+
+impl ModelArgs {
+    /// The configuration and the input side these flags describe.
+    pub fn config(&self) -> Result<(AlexNetConfig, usize)> {
+        let default_classes = if self.variant == Variant::Cifar { 10 } else { 1000 };
+        let mut config = self.variant.config(self.num_classes.unwrap_or(default_classes));
+        if self.caffe_input {
+            anyhow::ensure!(
+                self.variant == Variant::Paper,
+                "--caffe-input applies to the paper variant only"
+            );
+            config = config.with_caffe_input();
+        }
+        config.validate()?;
+        let input_size = self.input_size.unwrap_or(config.input_size);
+        Ok((config, input_size))
+    }
+}
+
+fn parse_variant(name: &str) -> Result<Variant, String> {
+    Variant::parse(name).map_err(|e| e.to_string())
+}
+
+/// `--backend`, parsed against the backends compiled in.
+pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(name).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

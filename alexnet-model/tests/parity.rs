@@ -1,0 +1,172 @@
+//! Parity with PyTorch on every backend CI can run: LRN presets, a grouped convolution and a
+//! tiny model of each variant's layout, against `fixtures/*.safetensors` written by
+//! `fixtures/make_fixtures.py` (PyTorch).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use alexnet_model::config::LrnConfig;
+use alexnet_model::weights::{read_safetensors, HostTensor, KeyLayout, StateDict};
+use alexnet_model::{AlexNetConfig, LrnPreset};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+fn fixture(name: &str) -> (StateDict, HashMap<String, String>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    read_safetensors(&bytes).expect("fixture parses")
+}
+
+fn take<'a>(dict: &'a StateDict, key: &str) -> &'a HostTensor {
+    dict.get(key).unwrap_or_else(|| panic!("fixture lacks `{key}`"))
+}
+
+/// Largest absolute difference, after checking the shapes agree.
+fn max_abs_diff<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: &HostTensor) -> f32 {
+    let actual = HostTensor::from_tensor(actual);
+    assert_eq!(actual.shape, expected.shape, "shape");
+    actual
+        .values
+        .iter()
+        .zip(&expected.values)
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0, f32::max)
+}
+
+fn check_lrn<B: Backend>() {
+    let device = B::Device::default();
+    for (file, preset) in [
+        ("lrn_caffe.safetensors", LrnPreset::Caffe),
+        ("lrn_cuda_convnet.safetensors", LrnPreset::CudaConvnet),
+        ("lrn_paper_formula.safetensors", LrnPreset::PaperFormula),
+    ] {
+        let (dict, meta) = fixture(file);
+        let config = preset.config();
+        let from_torch = LrnConfig::new(
+            meta["size"].parse().unwrap(),
+            meta["alpha"].parse().unwrap(),
+            meta["beta"].parse().unwrap(),
+            meta["k"].parse().unwrap(),
+        );
+        assert_eq!(config, from_torch, "{file}: preset differs from the fixture's");
+        let input = take(&dict, "input").to_tensor::<B, 4>(&device);
+        let output = config.burn_config().init().forward(input);
+        let diff = max_abs_diff(output, take(&dict, "output"));
+        assert!(diff <= 1e-5, "{preset:?}: max |Δ| = {diff}");
+    }
+}
+
+fn check_grouped_conv<B: Backend>() {
+    let device = B::Device::default();
+    let (dict, _) = fixture("grouped_conv.safetensors");
+    let mut conv = Conv2dConfig::new([8, 12], [5, 5])
+        .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+        .with_groups(2)
+        .init::<B>(&device);
+    conv.weight = conv
+        .weight
+        .map(|_| take(&dict, "weight").to_tensor(&device));
+    conv.bias = conv
+        .bias
+        .map(|b| b.map(|_| take(&dict, "bias").to_tensor(&device)));
+    let output = conv.forward(take(&dict, "input").to_tensor(&device));
+    let diff = max_abs_diff(output, take(&dict, "output"));
+    assert!(diff <= 1e-5, "grouped conv: max |Δ| = {diff}");
+}
+
+/// Tiny models: the fixture's hyper-parameters must be the config's, its weights load strictly
+/// under the Sequential layout, and the logits match PyTorch's at every stored input size.
+fn check_tiny_model<B: Backend>(file: &str, config: AlexNetConfig) {
+    let device = B::Device::default();
+    let (mut dict, meta) = fixture(file);
+    assert_eq!(meta["widths"], format!("{:?}", config.widths()).replace(',', ", "));
+    assert_eq!(meta["hidden"], config.hidden.to_string());
+    assert_eq!(meta["num_classes"], config.num_classes.to_string());
+    let sizes: Vec<usize> = serde_json::from_str(&meta["sizes"]).unwrap();
+    let mut cases = Vec::new();
+    for side in &sizes {
+        let input = dict.remove(&format!("input_{side}")).unwrap();
+        let output = dict.remove(&format!("output_{side}")).unwrap();
+        cases.push((side, input, output));
+    }
+    let model = config
+        .init::<B>(&device)
+        .unwrap()
+        .load_state_dict(&dict, KeyLayout::Sequential)
+        .unwrap();
+    for (side, input, expected) in cases {
+        let images = input.to_tensor::<B, 4>(&device).sub_scalar(128.0).div_scalar(64.0);
+        let logits = model.forward(images).unwrap();
+        let diff = max_abs_diff(logits, &expected);
+        assert!(diff <= 1e-4, "{file} at {side}×{side}: max |Δ| = {diff}");
+    }
+}
+
+fn tiny_torchvision() -> AlexNetConfig {
+    AlexNetConfig::torchvision(10)
+        .with_widths([8, 16, 24, 16, 16])
+        .with_hidden(32)
+}
+
+fn tiny_paper() -> AlexNetConfig {
+    AlexNetConfig::paper(10)
+        .with_widths([8, 16, 24, 24, 16])
+        .with_hidden(32)
+}
+
+fn tiny_cifar() -> AlexNetConfig {
+    AlexNetConfig::cifar(10)
+        .with_widths([8, 16, 24, 24, 16])
+        .with_hidden(32)
+        .with_lrn(Some(LrnPreset::CudaConvnet.config()))
+}
+
+macro_rules! parity_tests {
+    ($name:ident, $backend:ty) => {
+        mod $name {
+            use super::*;
+            type B = $backend;
+
+            #[test]
+            fn lrn_presets_match_pytorch() {
+                check_lrn::<B>();
+            }
+
+            #[test]
+            fn grouped_conv_matches_pytorch() {
+                check_grouped_conv::<B>();
+            }
+
+            #[test]
+            fn tiny_torchvision_matches_pytorch() {
+                check_tiny_model::<B>("tiny_torchvision.safetensors", tiny_torchvision());
+            }
+
+            #[test]
+            fn tiny_paper_matches_pytorch() {
+                check_tiny_model::<B>("tiny_paper.safetensors", tiny_paper());
+            }
+
+            #[test]
+            fn tiny_paper_caffe_input_matches_pytorch() {
+                check_tiny_model::<B>(
+                    "tiny_paper227.safetensors",
+                    tiny_paper().with_caffe_input(),
+                );
+            }
+
+            #[test]
+            fn tiny_cifar_matches_pytorch() {
+                check_tiny_model::<B>("tiny_cifar.safetensors", tiny_cifar());
+            }
+        }
+    };
+}
+
+parity_tests!(ndarray, burn::backend::NdArray);
+parity_tests!(flex, burn::backend::Flex);
+parity_tests!(wgpu, burn::backend::Wgpu);
