@@ -268,6 +268,12 @@ impl AlexNetConfig {
         self
     }
 
+    /// Replaces the width of fc6 and fc7.
+    pub fn with_hidden(mut self, hidden: usize) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
     /// The five convolution widths.
     pub fn widths(&self) -> [usize; 5] {
         self.convs.clone().map(|conv| conv.out_channels)

@@ -193,6 +193,21 @@ impl<B: Backend> AlexNet<B> {
         &self.config
     }
 
+    /// Trainable parameters, counted from shapes alone: unlike `Module::num_params` it does
+    /// not force Burn's lazy initialisation (61 M random draws take seconds on a CPU).
+    pub fn parameter_count(&self) -> usize {
+        let convs = [&self.conv1, &self.conv2, &self.conv3, &self.conv4, &self.conv5];
+        let conv_params = convs.iter().map(|c| {
+            c.weight.lazy_shape().num_elements()
+                + c.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
+        });
+        let fc_params = [&self.fc6, &self.fc7, &self.fc8].map(|fc| {
+            fc.weight.lazy_shape().num_elements()
+                + fc.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
+        });
+        conv_params.sum::<usize>() + fc_params.iter().sum::<usize>()
+    }
+
     /// Checks that `[B, C, H, W]` images fit: the channel count, and every layer's window
     /// (the error names the smallest input the network accepts).
     pub fn check_input(&self, dims: [usize; 4]) -> Result<(), AlexNetError> {

@@ -28,7 +28,7 @@ fn narrow(config: AlexNetConfig) -> AlexNetConfig {
 #[test]
 fn paper_has_60_965_224_parameters() {
     let config = AlexNetConfig::paper(1000);
-    assert_eq!(model(&config).num_params(), 60_965_224);
+    assert_eq!(model(&config).parameter_count(), 60_965_224);
     assert_eq!(LayerShapes::compute(&config, 224).unwrap().total_params(), 60_965_224);
     let caffe = config.with_caffe_input();
     assert_eq!(LayerShapes::compute(&caffe, 227).unwrap().total_params(), 60_965_224);
@@ -37,15 +37,25 @@ fn paper_has_60_965_224_parameters() {
 #[test]
 fn torchvision_has_61_100_840_parameters() {
     let config = AlexNetConfig::torchvision(1000);
-    assert_eq!(model(&config).num_params(), 61_100_840);
+    assert_eq!(model(&config).parameter_count(), 61_100_840);
     assert_eq!(LayerShapes::compute(&config, 224).unwrap().total_params(), 61_100_840);
+}
+
+/// `parameter_count` (shapes only) agrees with Burn's own count (which initialises).
+#[test]
+fn parameter_count_agrees_with_burn() {
+    for config in [narrow(AlexNetConfig::paper(10)), narrow(AlexNetConfig::torchvision(10))] {
+        let net = model(&config);
+        assert_eq!(net.parameter_count(), net.num_params());
+    }
 }
 
 #[test]
 fn paper_layers_are_the_2012_network() {
     let net = model(&AlexNetConfig::paper(1000));
     let convs = [&net.conv1, &net.conv2, &net.conv3, &net.conv4, &net.conv5];
-    let weight_dims: Vec<[usize; 4]> = convs.iter().map(|c| c.weight.dims()).collect();
+    let weight_dims: Vec<Vec<usize>> =
+        convs.iter().map(|c| c.weight.lazy_shape().to_vec()).collect();
     assert_eq!(
         weight_dims,
         [[96, 3, 11, 11], [256, 48, 5, 5], [384, 256, 3, 3], [384, 192, 3, 3], [256, 192, 3, 3]]
@@ -54,7 +64,7 @@ fn paper_layers_are_the_2012_network() {
     assert!(net.lrn1.is_some() && net.lrn2.is_some() && net.avgpool.is_none());
     assert_eq!(net.pool.kernel_size, [3, 3]);
     assert_eq!(net.pool.stride, [2, 2], "overlapping pooling: stride 2, not the kernel size");
-    assert_eq!(net.fc6.weight.dims(), [256 * 6 * 6, 4096]);
+    assert_eq!(net.fc6.weight.lazy_shape().to_vec(), [256 * 6 * 6, 4096]);
     assert_eq!(net.config().lrn, Some(LrnPreset::CudaConvnet.config()));
     assert_eq!(net.config().dropout_placement, DropoutPlacement::AfterHidden);
 }
@@ -63,7 +73,7 @@ fn paper_layers_are_the_2012_network() {
 fn torchvision_layers_match_torchvision() {
     let net = model(&AlexNetConfig::torchvision(1000));
     let convs = [&net.conv1, &net.conv2, &net.conv3, &net.conv4, &net.conv5];
-    let out: Vec<usize> = convs.iter().map(|c| c.weight.dims()[0]).collect();
+    let out: Vec<usize> = convs.iter().map(|c| c.weight.lazy_shape()[0]).collect();
     assert_eq!(out, [64, 192, 384, 256, 256]);
     assert!(net.lrn1.is_none() && net.lrn2.is_none());
     assert_eq!(net.avgpool.as_ref().unwrap().output_size, [6, 6]);
@@ -92,7 +102,7 @@ fn paper_initialisation() {
     for (i, ((lo, hi), e)) in biases.iter().zip(expected).enumerate() {
         assert_eq!((*lo, *hi), (e, e), "bias of layer {i}");
     }
-    let w = net.fc6.weight.val();
+    let w = net.conv3.weight.val();
     let n = w.shape().num_elements() as f32;
     let mean = w.clone().mean().into_scalar();
     let std = (w.powf_scalar(2.0).sum().into_scalar() / n - mean * mean).sqrt();
@@ -181,7 +191,7 @@ fn too_small_input_is_an_error_naming_the_minimum() {
 #[test]
 fn wrong_input_shapes_are_errors() {
     let net = model(&narrow(AlexNetConfig::paper(10)));
-    let err = net.forward(images(1, 240, 240)).unwrap_err().to_string();
+    let err = net.forward(images(1, 256, 256)).unwrap_err().to_string();
     assert!(err.contains("224×224"), "{err}");
     let grey: Tensor<B, 4> = Tensor::zeros([1, 1, 224, 224], &Default::default());
     let err = net.forward(grey).unwrap_err().to_string();
