@@ -74,8 +74,7 @@ impl BackendJob for Bench<'_> {
         }
         let start = Instant::now();
         let mut iterations = 0;
-        while iterations < self.args.iters
-            || start.elapsed().as_secs_f64() < self.args.min_seconds
+        while iterations < self.args.iters || start.elapsed().as_secs_f64() < self.args.min_seconds
         {
             pass()?;
             iterations += 1;

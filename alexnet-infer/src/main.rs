@@ -54,8 +54,14 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// The configuration and the input side these flags describe.
     pub fn config(&self) -> Result<(AlexNetConfig, usize)> {
-        let default_classes = if self.variant == Variant::Cifar { 10 } else { 1000 };
-        let mut config = self.variant.config(self.num_classes.unwrap_or(default_classes));
+        let default_classes = if self.variant == Variant::Cifar {
+            10
+        } else {
+            1000
+        };
+        let mut config = self
+            .variant
+            .config(self.num_classes.unwrap_or(default_classes));
         if self.caffe_input {
             anyhow::ensure!(
                 self.variant == Variant::Paper,

@@ -291,11 +291,14 @@ impl AlexNetConfig {
         let mut channels_in = self.in_channels;
         for (i, conv) in self.convs.iter().enumerate() {
             let name = format!("conv{}", i + 1);
-            if conv.out_channels == 0 || conv.kernel == 0 || conv.stride == 0 || conv.groups == 0
-            {
-                return bad(format!("{name}: widths, kernel, stride and groups must be positive"));
+            if conv.out_channels == 0 || conv.kernel == 0 || conv.stride == 0 || conv.groups == 0 {
+                return bad(format!(
+                    "{name}: widths, kernel, stride and groups must be positive"
+                ));
             }
-            if channels_in % conv.groups != 0 || conv.out_channels % conv.groups != 0 {
+            if !channels_in.is_multiple_of(conv.groups)
+                || !conv.out_channels.is_multiple_of(conv.groups)
+            {
                 return bad(format!(
                     "{name}: {channels_in} input and {} output channels are not divisible by {} groups",
                     conv.out_channels, conv.groups
@@ -304,7 +307,7 @@ impl AlexNetConfig {
             channels_in = conv.out_channels;
         }
         if let Some(lrn) = &self.lrn {
-            if lrn.size == 0 || lrn.size % 2 == 0 {
+            if lrn.size.is_multiple_of(2) {
                 return bad(format!("LRN size must be odd, got {}", lrn.size));
             }
         }

@@ -85,24 +85,15 @@ impl AlexNetConfig {
         let paper_init = self.init == InitScheme::Paper;
         let shapes = LayerShapes::compute(self, self.input_size)?;
         let widths = self.widths();
-        let inputs = [
-            self.in_channels,
-            widths[0],
-            widths[1],
-            widths[2],
-            widths[3],
-        ];
+        let inputs = [self.in_channels, widths[0], widths[1], widths[2], widths[3]];
         // The paper: bias 1 on conv2, conv4, conv5, fc6, fc7 ("accelerates the early stages
         // of learning by providing the ReLUs with positive inputs"), 0 elsewhere.
         let conv_bias_one = [false, true, false, true, true];
-        let mut convs = self
-            .convs
-            .iter()
-            .zip(inputs)
-            .zip(conv_bias_one)
-            .map(|((conv, channels_in), bias_one)| {
+        let mut convs = self.convs.iter().zip(inputs).zip(conv_bias_one).map(
+            |((conv, channels_in), bias_one)| {
                 conv_layer(conv, channels_in, paper_init.then_some(bias_one), device)
-            });
+            },
+        );
         let mut next_conv = || convs.next().expect("five convolutions");
         let lrn = || self.lrn.as_ref().map(|lrn| lrn.burn_config().init());
         let hidden = self.hidden;
@@ -128,7 +119,12 @@ impl AlexNetConfig {
                 device,
             ),
             fc7: linear_layer(hidden, hidden, paper_init.then_some(true), device),
-            fc8: linear_layer(hidden, self.num_classes, paper_init.then_some(false), device),
+            fc8: linear_layer(
+                hidden,
+                self.num_classes,
+                paper_init.then_some(false),
+                device,
+            ),
             config: self.clone(),
         })
     }
@@ -196,14 +192,22 @@ impl<B: Backend> AlexNet<B> {
     /// Trainable parameters, counted from shapes alone: unlike `Module::num_params` it does
     /// not force Burn's lazy initialisation (61 M random draws take seconds on a CPU).
     pub fn parameter_count(&self) -> usize {
-        let convs = [&self.conv1, &self.conv2, &self.conv3, &self.conv4, &self.conv5];
+        let convs = [
+            &self.conv1,
+            &self.conv2,
+            &self.conv3,
+            &self.conv4,
+            &self.conv5,
+        ];
         let conv_params = convs.iter().map(|c| {
             c.weight.lazy_shape().num_elements()
                 + c.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
         });
         let fc_params = [&self.fc6, &self.fc7, &self.fc8].map(|fc| {
             fc.weight.lazy_shape().num_elements()
-                + fc.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
+                + fc.bias
+                    .as_ref()
+                    .map_or(0, |b| b.lazy_shape().num_elements())
         });
         conv_params.sum::<usize>() + fc_params.iter().sum::<usize>()
     }

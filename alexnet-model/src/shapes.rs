@@ -120,8 +120,8 @@ impl LayerShapes {
                 });
             }
             if matches!(n, 1 | 2 | 5) {
-                side = window_output(side, POOL_KERNEL, POOL_STRIDE, 0)
-                    .ok_or(format!("pool{n}"))?;
+                side =
+                    window_output(side, POOL_KERNEL, POOL_STRIDE, 0).ok_or(format!("pool{n}"))?;
                 layers.push(LayerShape {
                     name: format!("pool{n}"),
                     shape: vec![channels, side, side],

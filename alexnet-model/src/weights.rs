@@ -34,7 +34,10 @@ pub struct HostTensor {
 impl HostTensor {
     /// A Burn tensor with the same shape and values (`D` must equal the rank).
     pub fn to_tensor<B: Backend, const D: usize>(&self, device: &B::Device) -> Tensor<B, D> {
-        Tensor::from_data(TensorData::new(self.values.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.values.clone(), self.shape.clone()),
+            device,
+        )
     }
 
     /// Copies a Burn tensor to the host.
@@ -104,8 +107,9 @@ pub fn read_safetensors(
     let tensors = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut dict = StateDict::new();
     for (name, view) in tensors.tensors() {
-        let values = decode(view.dtype(), view.data())
-            .ok_or_else(|| AlexNetError::Weights(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
+        let values = decode(view.dtype(), view.data()).ok_or_else(|| {
+            AlexNetError::Weights(format!("{name}: unsupported dtype {:?}", view.dtype()))
+        })?;
         dict.insert(
             name,
             HostTensor {
@@ -143,14 +147,10 @@ fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// Takes one tensor out of `dict`, checking its shape against what the model expects.
-fn take(
-    dict: &mut StateDict,
-    key: &str,
-    expected: &[usize],
-) -> Result<HostTensor, AlexNetError> {
-    let tensor = dict
-        .remove(key)
-        .ok_or_else(|| AlexNetError::Weights(format!("missing key `{key}` (expected shape {expected:?})")))?;
+fn take(dict: &mut StateDict, key: &str, expected: &[usize]) -> Result<HostTensor, AlexNetError> {
+    let tensor = dict.remove(key).ok_or_else(|| {
+        AlexNetError::Weights(format!("missing key `{key}` (expected shape {expected:?})"))
+    })?;
     if tensor.shape != expected {
         return Err(AlexNetError::Weights(format!(
             "`{key}` has shape {:?}, the model expects {expected:?}",
@@ -221,18 +221,30 @@ impl<B: Backend> AlexNet<B> {
                 (HostTensor::from_tensor(conv.weight.val()), &conv.bias)
             } else {
                 let fc = self.fc(i - 5);
-                (transpose(&HostTensor::from_tensor(fc.weight.val())), &fc.bias)
+                (
+                    transpose(&HostTensor::from_tensor(fc.weight.val())),
+                    &fc.bias,
+                )
             };
             dict.insert(format!("{prefix}.weight"), weight);
             if let Some(bias) = bias {
-                dict.insert(format!("{prefix}.bias"), HostTensor::from_tensor(bias.val()));
+                dict.insert(
+                    format!("{prefix}.bias"),
+                    HostTensor::from_tensor(bias.val()),
+                );
             }
         }
         dict
     }
 
     fn conv(&self, i: usize) -> &burn::nn::conv::Conv2d<B> {
-        [&self.conv1, &self.conv2, &self.conv3, &self.conv4, &self.conv5][i]
+        [
+            &self.conv1,
+            &self.conv2,
+            &self.conv3,
+            &self.conv4,
+            &self.conv5,
+        ][i]
     }
 
     fn conv_mut(&mut self, i: usize) -> &mut burn::nn::conv::Conv2d<B> {

@@ -22,7 +22,8 @@ fn fixture(name: &str) -> (StateDict, HashMap<String, String>) {
 }
 
 fn take<'a>(dict: &'a StateDict, key: &str) -> &'a HostTensor {
-    dict.get(key).unwrap_or_else(|| panic!("fixture lacks `{key}`"))
+    dict.get(key)
+        .unwrap_or_else(|| panic!("fixture lacks `{key}`"))
 }
 
 /// Largest absolute difference, after checking the shapes agree.
@@ -52,7 +53,10 @@ fn check_lrn<B: Backend>() {
             meta["beta"].parse().unwrap(),
             meta["k"].parse().unwrap(),
         );
-        assert_eq!(config, from_torch, "{file}: preset differs from the fixture's");
+        assert_eq!(
+            config, from_torch,
+            "{file}: preset differs from the fixture's"
+        );
         let input = take(&dict, "input").to_tensor::<B, 4>(&device);
         let output = config.burn_config().init().forward(input);
         let diff = max_abs_diff(output, take(&dict, "output"));
@@ -100,7 +104,10 @@ fn check_tiny_model<B: Backend>(file: &str, config: AlexNetConfig) {
         .load_state_dict(&dict, KeyLayout::Sequential)
         .unwrap();
     for (side, input, expected) in cases {
-        let images = input.to_tensor::<B, 4>(&device).sub_scalar(128.0).div_scalar(64.0);
+        let images = input
+            .to_tensor::<B, 4>(&device)
+            .sub_scalar(128.0)
+            .div_scalar(64.0);
         let logits = model.forward(images).unwrap();
         let diff = max_abs_diff(logits, &expected);
         assert!(diff <= 1e-4, "{file} at {side}×{side}: max |Δ| = {diff}");
@@ -154,10 +161,7 @@ macro_rules! parity_tests {
 
             #[test]
             fn tiny_paper_caffe_input_matches_pytorch() {
-                check_tiny_model::<B>(
-                    "tiny_paper227.safetensors",
-                    tiny_paper().with_caffe_input(),
-                );
+                check_tiny_model::<B>("tiny_paper227.safetensors", tiny_paper().with_caffe_input());
             }
 
             #[test]

@@ -13,7 +13,11 @@ use burn::tensor::{Distribution, Tensor};
 type B = NdArray;
 
 fn images(batch: usize, height: usize, width: usize) -> Tensor<B, 4> {
-    Tensor::random([batch, 3, height, width], Distribution::Default, &Default::default())
+    Tensor::random(
+        [batch, 3, height, width],
+        Distribution::Default,
+        &Default::default(),
+    )
 }
 
 fn model(config: &AlexNetConfig) -> AlexNet<B> {
@@ -29,22 +33,34 @@ fn narrow(config: AlexNetConfig) -> AlexNetConfig {
 fn paper_has_60_965_224_parameters() {
     let config = AlexNetConfig::paper(1000);
     assert_eq!(model(&config).parameter_count(), 60_965_224);
-    assert_eq!(LayerShapes::compute(&config, 224).unwrap().total_params(), 60_965_224);
+    assert_eq!(
+        LayerShapes::compute(&config, 224).unwrap().total_params(),
+        60_965_224
+    );
     let caffe = config.with_caffe_input();
-    assert_eq!(LayerShapes::compute(&caffe, 227).unwrap().total_params(), 60_965_224);
+    assert_eq!(
+        LayerShapes::compute(&caffe, 227).unwrap().total_params(),
+        60_965_224
+    );
 }
 
 #[test]
 fn torchvision_has_61_100_840_parameters() {
     let config = AlexNetConfig::torchvision(1000);
     assert_eq!(model(&config).parameter_count(), 61_100_840);
-    assert_eq!(LayerShapes::compute(&config, 224).unwrap().total_params(), 61_100_840);
+    assert_eq!(
+        LayerShapes::compute(&config, 224).unwrap().total_params(),
+        61_100_840
+    );
 }
 
 /// `parameter_count` (shapes only) agrees with Burn's own count (which initialises).
 #[test]
 fn parameter_count_agrees_with_burn() {
-    for config in [narrow(AlexNetConfig::paper(10)), narrow(AlexNetConfig::torchvision(10))] {
+    for config in [
+        narrow(AlexNetConfig::paper(10)),
+        narrow(AlexNetConfig::torchvision(10)),
+    ] {
         let net = model(&config);
         assert_eq!(net.parameter_count(), net.num_params());
     }
@@ -54,19 +70,34 @@ fn parameter_count_agrees_with_burn() {
 fn paper_layers_are_the_2012_network() {
     let net = model(&AlexNetConfig::paper(1000));
     let convs = [&net.conv1, &net.conv2, &net.conv3, &net.conv4, &net.conv5];
-    let weight_dims: Vec<Vec<usize>> =
-        convs.iter().map(|c| c.weight.lazy_shape().to_vec()).collect();
+    let weight_dims: Vec<Vec<usize>> = convs
+        .iter()
+        .map(|c| c.weight.lazy_shape().to_vec())
+        .collect();
     assert_eq!(
         weight_dims,
-        [[96, 3, 11, 11], [256, 48, 5, 5], [384, 256, 3, 3], [384, 192, 3, 3], [256, 192, 3, 3]]
+        [
+            [96, 3, 11, 11],
+            [256, 48, 5, 5],
+            [384, 256, 3, 3],
+            [384, 192, 3, 3],
+            [256, 192, 3, 3]
+        ]
     );
     assert_eq!(convs.map(|c| c.groups), [1, 2, 1, 2, 2]);
     assert!(net.lrn1.is_some() && net.lrn2.is_some() && net.avgpool.is_none());
     assert_eq!(net.pool.kernel_size, [3, 3]);
-    assert_eq!(net.pool.stride, [2, 2], "overlapping pooling: stride 2, not the kernel size");
+    assert_eq!(
+        net.pool.stride,
+        [2, 2],
+        "overlapping pooling: stride 2, not the kernel size"
+    );
     assert_eq!(net.fc6.weight.lazy_shape().to_vec(), [256 * 6 * 6, 4096]);
     assert_eq!(net.config().lrn, Some(LrnPreset::CudaConvnet.config()));
-    assert_eq!(net.config().dropout_placement, DropoutPlacement::AfterHidden);
+    assert_eq!(
+        net.config().dropout_placement,
+        DropoutPlacement::AfterHidden
+    );
 }
 
 #[test]
@@ -77,7 +108,10 @@ fn torchvision_layers_match_torchvision() {
     assert_eq!(out, [64, 192, 384, 256, 256]);
     assert!(net.lrn1.is_none() && net.lrn2.is_none());
     assert_eq!(net.avgpool.as_ref().unwrap().output_size, [6, 6]);
-    assert_eq!(net.config().dropout_placement, DropoutPlacement::BeforeHidden);
+    assert_eq!(
+        net.config().dropout_placement,
+        DropoutPlacement::BeforeHidden
+    );
 }
 
 /// The paper's initialisation: N(0, 0.01) weights, bias 1 on conv2/4/5 and fc6/7, else 0.
@@ -117,10 +151,16 @@ fn torchvision_initialisation_is_pytorchs_default() {
     assert_eq!(config.init, InitScheme::PyTorch);
     let net = model(&config);
     let bound = 1.0 / (64.0f32 * 5.0 * 5.0).sqrt(); // conv2: fan_in = 64·5·5
-    for t in [net.conv2.weight.val().flatten::<1>(0, 3), net.conv2.bias.clone().unwrap().val()] {
+    for t in [
+        net.conv2.weight.val().flatten::<1>(0, 3),
+        net.conv2.bias.clone().unwrap().val(),
+    ] {
         let (lo, hi) = (t.clone().min().into_scalar(), t.max().into_scalar());
         assert!(lo >= -bound && hi <= bound, "[{lo}, {hi}] outside ±{bound}");
-        assert!(lo < -0.9 * bound && hi > 0.9 * bound, "[{lo}, {hi}] does not fill ±{bound}");
+        assert!(
+            lo < -0.9 * bound && hi > 0.9 * bound,
+            "[{lo}, {hi}] does not fill ±{bound}"
+        );
     }
 }
 
@@ -133,15 +173,27 @@ fn output_shapes_at_each_input_size() {
         (narrow(AlexNetConfig::torchvision(7)), 63, 63),
         (narrow(AlexNetConfig::torchvision(7)), 160, 300),
         (narrow(AlexNetConfig::cifar(7)), 32, 32),
-        (narrow(AlexNetConfig::cifar(7)).with_lrn(Some(LrnPreset::Caffe.config())), 32, 32),
+        (
+            narrow(AlexNetConfig::cifar(7)).with_lrn(Some(LrnPreset::Caffe.config())),
+            32,
+            32,
+        ),
     ];
     for (config, h, w) in cases {
         let net = model(&config);
-        assert_eq!(net.forward(images(2, h, w)).unwrap().dims(), [2, 7], "{h}×{w}");
+        assert_eq!(
+            net.forward(images(2, h, w)).unwrap().dims(),
+            [2, 7],
+            "{h}×{w}"
+        );
         let fc7 = net.embed(images(2, h, w), FeatureLayer::Fc7).unwrap();
         assert_eq!(fc7.dims(), [2, 32]);
         let pool5 = net.embed(images(1, h, w), FeatureLayer::Pool5).unwrap();
-        let side = if config.variant == Variant::Cifar { 3 } else { 6 };
+        let side = if config.variant == Variant::Cifar {
+            3
+        } else {
+            6
+        };
         assert_eq!(pool5.dims(), [1, 16 * side * side]);
     }
 }
@@ -182,7 +234,9 @@ fn too_small_input_is_an_error_naming_the_minimum() {
     assert_eq!(LayerShapes::minimum_input(&config), Some(63));
     let net = model(&config);
     let err = net.forward(images(1, 62, 62)).unwrap_err();
-    let AlexNetError::Input(msg) = &err else { panic!("{err:?}") };
+    let AlexNetError::Input(msg) = &err else {
+        panic!("{err:?}")
+    };
     assert!(msg.contains("63×63"), "{msg}");
     assert!(net.forward(images(1, 63, 62)).is_err());
     assert!(net.forward(images(1, 63, 63)).is_ok());
@@ -205,13 +259,19 @@ fn wrong_input_shapes_are_errors() {
 #[test]
 fn invalid_configs_are_errors() {
     let odd_groups = AlexNetConfig::paper(10).with_widths([8, 15, 24, 24, 16]);
-    assert!(matches!(odd_groups.init::<B>(&Default::default()), Err(AlexNetError::Config(_))));
+    assert!(matches!(
+        odd_groups.init::<B>(&Default::default()),
+        Err(AlexNetError::Config(_))
+    ));
     let mut even_lrn = AlexNetConfig::paper(10);
     even_lrn.lrn.as_mut().unwrap().size = 4;
     let err = even_lrn.validate().unwrap_err().to_string();
     assert!(err.contains("odd"), "{err}");
     assert!(AlexNetConfig::cifar(0).validate().is_err());
-    assert!(AlexNetConfig::cifar(10).with_dropout(1.0).validate().is_err());
+    assert!(AlexNetConfig::cifar(10)
+        .with_dropout(1.0)
+        .validate()
+        .is_err());
 }
 
 #[test]
@@ -236,15 +296,23 @@ fn variant_names_parse() {
     for variant in [Variant::Paper, Variant::Torchvision, Variant::Cifar] {
         assert_eq!(Variant::parse(variant.name()).unwrap(), variant);
     }
-    assert!(Variant::parse("vgg").unwrap_err().to_string().contains("vgg"));
+    assert!(Variant::parse("vgg")
+        .unwrap_err()
+        .to_string()
+        .contains("vgg"));
 }
 
 #[test]
 fn state_dict_round_trip_is_exact() {
-    for config in [narrow(AlexNetConfig::paper(10)), narrow(AlexNetConfig::torchvision(10))] {
+    for config in [
+        narrow(AlexNetConfig::paper(10)),
+        narrow(AlexNetConfig::torchvision(10)),
+    ] {
         let a = model(&config);
         let dict = a.state_dict(KeyLayout::Sequential);
-        let b = model(&config).load_state_dict(&dict, KeyLayout::Sequential).unwrap();
+        let b = model(&config)
+            .load_state_dict(&dict, KeyLayout::Sequential)
+            .unwrap();
         assert_eq!(b.state_dict(KeyLayout::Sequential), dict);
         let caffe = a.state_dict(KeyLayout::Caffe);
         assert!(caffe.contains_key("fc6.weight") && caffe.contains_key("conv5.bias"));
@@ -256,7 +324,13 @@ fn torchvision_keys_and_pytorch_shapes() {
     let dict = model(&narrow(AlexNetConfig::torchvision(10))).state_dict(KeyLayout::Sequential);
     let keys: Vec<&str> = dict.keys().map(String::as_str).collect();
     let mut expected = vec![];
-    for p in ["features.0", "features.3", "features.6", "features.8", "features.10"] {
+    for p in [
+        "features.0",
+        "features.3",
+        "features.6",
+        "features.8",
+        "features.10",
+    ] {
         expected.extend([format!("{p}.weight"), format!("{p}.bias")]);
     }
     for p in ["classifier.1", "classifier.4", "classifier.6"] {
@@ -264,7 +338,11 @@ fn torchvision_keys_and_pytorch_shapes() {
     }
     expected.sort();
     assert_eq!(keys, expected);
-    assert_eq!(dict["classifier.1.weight"].shape, [32, 16 * 36], "PyTorch's [out, in]");
+    assert_eq!(
+        dict["classifier.1.weight"].shape,
+        [32, 16 * 36],
+        "PyTorch's [out, in]"
+    );
 }
 
 #[test]
@@ -274,15 +352,31 @@ fn strict_loading_names_the_key_and_shapes() {
 
     let mut missing = good.clone();
     missing.remove("features.3.bias");
-    let err = model(&config).load_state_dict(&missing, KeyLayout::Sequential).unwrap_err();
-    assert!(err.to_string().contains("missing key `features.3.bias`"), "{err}");
+    let err = model(&config)
+        .load_state_dict(&missing, KeyLayout::Sequential)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing key `features.3.bias`"),
+        "{err}"
+    );
 
     let mut extra = good.clone();
     extra.insert("features.99.weight".into(), good["features.0.bias"].clone());
-    let err = model(&config).load_state_dict(&extra, KeyLayout::Sequential).unwrap_err();
-    assert!(err.to_string().contains("unexpected key `features.99.weight`"), "{err}");
+    let err = model(&config)
+        .load_state_dict(&extra, KeyLayout::Sequential)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unexpected key `features.99.weight`"),
+        "{err}"
+    );
 
     let other = model(&narrow(AlexNetConfig::torchvision(12))).state_dict(KeyLayout::Sequential);
-    let err = model(&config).load_state_dict(&other, KeyLayout::Sequential).unwrap_err();
-    assert!(err.to_string().contains("[12, 32]") && err.to_string().contains("[10, 32]"), "{err}");
+    let err = model(&config)
+        .load_state_dict(&other, KeyLayout::Sequential)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("[12, 32]") && err.to_string().contains("[10, 32]"),
+        "{err}"
+    );
 }

@@ -67,7 +67,9 @@ impl BackendKind {
     pub fn default_kind() -> Result<Self> {
         match Self::available().first() {
             Some(kind) => Ok(*kind),
-            None => bail!("no backend compiled in: build with --features flex, ndarray, wgpu or cuda"),
+            None => {
+                bail!("no backend compiled in: build with --features flex, ndarray, wgpu or cuda")
+            }
         }
     }
 }

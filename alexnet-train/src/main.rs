@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("error: alexnet-train is not implemented yet (see the training issue); use alexnet-infer");
+    eprintln!(
+        "error: alexnet-train is not implemented yet (see the training issue); use alexnet-infer"
+    );
     ExitCode::FAILURE
 }
