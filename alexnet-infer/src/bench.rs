@@ -91,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(kind) => kind,
         None => BackendKind::default_kind()?,
     };
+    let config = config.with_max_param_bytes(backend.max_param_bytes());
     let variant = config.variant.name().to_string();
     let (iterations, elapsed) = dispatch(
         backend,

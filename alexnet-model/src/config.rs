@@ -173,7 +173,16 @@ pub struct AlexNetConfig {
     /// Input channels.
     #[config(default = 3)]
     pub in_channels: usize,
+    /// Largest weight buffer a backend accepts, in bytes: a fully connected layer whose weight
+    /// is larger is stored as equal output slices (the paper split fc6 across two GPUs; WebGPU
+    /// devices bind at most 128 MiB by default, fc6 holds 151 MB). `None`: no limit. The
+    /// numbers computed do not change.
+    pub max_param_bytes: Option<usize>,
 }
+
+/// WebGPU's default `maxStorageBufferBindingSize` (128 MiB), which the software Vulkan device
+/// (lavapipe) and many mobile GPUs also enforce.
+pub const WEBGPU_MAX_BINDING_BYTES: usize = 128 << 20;
 
 /// Side of the overlapping max pools ("s = 2, z = 3" in the paper).
 pub const POOL_KERNEL: usize = 3;
@@ -314,7 +323,9 @@ impl AlexNetConfig {
         if self.adaptive_pool == Some(0) {
             return bad("adaptive pool size must be positive".into());
         }
-        crate::shapes::LayerShapes::compute(self, self.input_size)?;
+        let shapes = crate::shapes::LayerShapes::compute(self, self.input_size)?;
+        self.fc_parts(shapes.fc6_inputs(), self.hidden)?;
+        self.fc_parts(self.hidden, self.num_classes)?;
         Ok(())
     }
 }

@@ -42,6 +42,34 @@ impl FeatureLayer {
     }
 }
 
+/// A fully connected layer stored as one or more slices of its outputs.
+///
+/// The paper split fc6 across two GPUs; here the split keeps every weight buffer under a
+/// backend's limit (WebGPU's default storage-buffer binding is 128 MiB, fc6's weight 151 MB).
+/// With one part it is exactly a [`Linear`].
+#[derive(Module, Debug)]
+pub struct SplitLinear<B: Backend> {
+    /// Output slices in order; part `k` maps `[B, in]` to `[B, out/parts]`.
+    pub parts: Vec<Linear<B>>,
+}
+
+impl<B: Backend> SplitLinear<B> {
+    /// `[B, in] → [B, out]`: every part's output, concatenated.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self.parts.as_slice() {
+            [single] => single.forward(x),
+            parts => Tensor::cat(parts.iter().map(|p| p.forward(x.clone())).collect(), 1),
+        }
+    }
+
+    /// `(inputs, outputs)` of the whole layer, from shapes alone.
+    pub fn dims(&self) -> (usize, usize) {
+        let shapes = self.parts.iter().map(|p| p.weight.lazy_shape());
+        let inputs = self.parts[0].weight.lazy_shape()[0];
+        (inputs, shapes.map(|s| s[1]).sum())
+    }
+}
+
 /// AlexNet: five convolutions and three fully connected layers.
 ///
 /// Layers are named as in the paper and Caffe (`conv1..conv5`, `fc6..fc8`); `lrn1`/`lrn2`
@@ -69,11 +97,11 @@ pub struct AlexNet<B: Backend> {
     /// Dropout of the classifier (active only on autodiff backends).
     pub dropout: Dropout,
     /// fc6: `[B, C5·6·6] → [B, hidden]`.
-    pub fc6: Linear<B>,
+    pub fc6: SplitLinear<B>,
     /// fc7: `[B, hidden] → [B, hidden]`.
-    pub fc7: Linear<B>,
+    pub fc7: SplitLinear<B>,
     /// fc8: `[B, hidden] → [B, num_classes]`.
-    pub fc8: Linear<B>,
+    pub fc8: SplitLinear<B>,
     #[module(skip)]
     config: AlexNetConfig,
 }
@@ -112,21 +140,45 @@ impl AlexNetConfig {
                 .adaptive_pool
                 .map(|side| AdaptiveAvgPool2dConfig::new([side, side]).init()),
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc6: linear_layer(
-                shapes.fc6_inputs(),
-                hidden,
-                paper_init.then_some(true),
-                device,
-            ),
-            fc7: linear_layer(hidden, hidden, paper_init.then_some(true), device),
-            fc8: linear_layer(
-                hidden,
-                self.num_classes,
-                paper_init.then_some(false),
-                device,
-            ),
+            fc6: self.split_linear(shapes.fc6_inputs(), hidden, Some(true), device)?,
+            fc7: self.split_linear(hidden, hidden, Some(true), device)?,
+            fc8: self.split_linear(hidden, self.num_classes, Some(false), device)?,
             config: self.clone(),
         })
+    }
+}
+
+impl AlexNetConfig {
+    /// A fully connected layer, split into as few equal output slices as keep each weight
+    /// within `max_param_bytes`. `paper_bias_one` applies under the paper's initialisation.
+    fn split_linear<B: Backend>(
+        &self,
+        inputs: usize,
+        outputs: usize,
+        paper_bias_one: Option<bool>,
+        device: &B::Device,
+    ) -> Result<SplitLinear<B>, AlexNetError> {
+        let parts = self.fc_parts(inputs, outputs)?;
+        let bias_one = paper_bias_one.filter(|_| self.init == InitScheme::Paper);
+        let parts = (0..parts)
+            .map(|_| linear_layer(inputs, outputs / parts, bias_one, device))
+            .collect();
+        Ok(SplitLinear { parts })
+    }
+
+    /// How many output slices an `inputs × outputs` layer needs under `max_param_bytes`.
+    pub fn fc_parts(&self, inputs: usize, outputs: usize) -> Result<usize, AlexNetError> {
+        let Some(limit) = self.max_param_bytes else {
+            return Ok(1);
+        };
+        let bytes = |parts: usize| inputs * (outputs / parts) * std::mem::size_of::<f32>();
+        (1..=outputs)
+            .find(|&parts| outputs.is_multiple_of(parts) && bytes(parts) <= limit)
+            .ok_or_else(|| {
+                AlexNetError::Config(format!(
+                    "a {inputs}×{outputs} layer cannot be split into buffers of at most {limit} bytes"
+                ))
+            })
     }
 }
 
@@ -204,10 +256,8 @@ impl<B: Backend> AlexNet<B> {
                 + c.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
         });
         let fc_params = [&self.fc6, &self.fc7, &self.fc8].map(|fc| {
-            fc.weight.lazy_shape().num_elements()
-                + fc.bias
-                    .as_ref()
-                    .map_or(0, |b| b.lazy_shape().num_elements())
+            let (inputs, outputs) = fc.dims();
+            inputs * outputs + outputs
         });
         conv_params.sum::<usize>() + fc_params.iter().sum::<usize>()
     }

@@ -20,7 +20,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::{AlexNetConfig, DropoutPlacement};
 use crate::error::AlexNetError;
-use crate::model::AlexNet;
+use crate::model::{AlexNet, SplitLinear};
 
 /// A tensor on the host in f32, PyTorch's layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,26 @@ impl HostTensor {
             TensorData::new(self.values.clone(), self.shape.clone()),
             device,
         )
+    }
+
+    /// `count` rows (slices of the first dimension) from `start`.
+    pub fn rows(&self, start: usize, count: usize) -> Self {
+        let row: usize = self.shape[1..].iter().product();
+        let mut shape = self.shape.clone();
+        shape[0] = count;
+        let values = self.values[start * row..(start + count) * row].to_vec();
+        Self { shape, values }
+    }
+
+    /// Concatenates tensors along the first dimension.
+    pub fn stack_rows(parts: impl IntoIterator<Item = HostTensor>) -> Self {
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().expect("at least one part");
+        for part in parts {
+            out.shape[0] += part.shape[0];
+            out.values.extend(part.values);
+        }
+        out
     }
 
     /// Copies a Burn tensor to the host.
@@ -195,11 +215,16 @@ impl<B: Backend> AlexNet<B> {
                 load_bias(&mut conv.bias, &mut dict, prefix, &device)?;
             } else {
                 let fc = self.fc_mut(i - 5);
-                let [inputs, outputs] = fc.weight.dims();
+                let (inputs, outputs) = fc.dims();
                 let weight = take(&mut dict, &format!("{prefix}.weight"), &[outputs, inputs])?;
-                let weight = transpose(&weight);
-                fc.weight = fc.weight.clone().map(|_| weight.to_tensor(&device));
-                load_bias(&mut fc.bias, &mut dict, prefix, &device)?;
+                let bias = take(&mut dict, &format!("{prefix}.bias"), &[outputs])?;
+                let rows = outputs / fc.parts.len();
+                for (k, part) in fc.parts.iter_mut().enumerate() {
+                    let weight = transpose(&weight.rows(k * rows, rows));
+                    part.weight = part.weight.clone().map(|_| weight.to_tensor(&device));
+                    let bias = bias.rows(k * rows, rows);
+                    part.bias = part.bias.take().map(|b| b.map(|_| bias.to_tensor(&device)));
+                }
             }
         }
         if let Some((key, tensor)) = dict.iter().next() {
@@ -216,22 +241,29 @@ impl<B: Backend> AlexNet<B> {
         let prefixes = key_prefixes(self.config(), layout);
         let mut dict = StateDict::new();
         for (i, prefix) in prefixes.iter().enumerate() {
-            let (weight, bias) = if i < 5 {
+            if i < 5 {
                 let conv = self.conv(i);
-                (HostTensor::from_tensor(conv.weight.val()), &conv.bias)
-            } else {
-                let fc = self.fc(i - 5);
-                (
-                    transpose(&HostTensor::from_tensor(fc.weight.val())),
-                    &fc.bias,
-                )
-            };
-            dict.insert(format!("{prefix}.weight"), weight);
-            if let Some(bias) = bias {
                 dict.insert(
-                    format!("{prefix}.bias"),
-                    HostTensor::from_tensor(bias.val()),
+                    format!("{prefix}.weight"),
+                    HostTensor::from_tensor(conv.weight.val()),
                 );
+                if let Some(bias) = &conv.bias {
+                    dict.insert(
+                        format!("{prefix}.bias"),
+                        HostTensor::from_tensor(bias.val()),
+                    );
+                }
+            } else {
+                let parts = &self.fc(i - 5).parts;
+                let weights = parts
+                    .iter()
+                    .map(|p| transpose(&HostTensor::from_tensor(p.weight.val())));
+                dict.insert(format!("{prefix}.weight"), HostTensor::stack_rows(weights));
+                let biases = parts
+                    .iter()
+                    .filter_map(|p| p.bias.as_ref())
+                    .map(|b| HostTensor::from_tensor(b.val()));
+                dict.insert(format!("{prefix}.bias"), HostTensor::stack_rows(biases));
             }
         }
         dict
@@ -257,11 +289,11 @@ impl<B: Backend> AlexNet<B> {
         }
     }
 
-    fn fc(&self, i: usize) -> &burn::nn::Linear<B> {
+    fn fc(&self, i: usize) -> &SplitLinear<B> {
         [&self.fc6, &self.fc7, &self.fc8][i]
     }
 
-    fn fc_mut(&mut self, i: usize) -> &mut burn::nn::Linear<B> {
+    fn fc_mut(&mut self, i: usize) -> &mut SplitLinear<B> {
         match i {
             0 => &mut self.fc6,
             1 => &mut self.fc7,

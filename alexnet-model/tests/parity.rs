@@ -154,6 +154,13 @@ macro_rules! parity_tests {
                 check_tiny_model::<B>("tiny_torchvision.safetensors", tiny_torchvision());
             }
 
+            /// fc6 stored as four slices, as on a backend with a small buffer limit.
+            #[test]
+            fn tiny_torchvision_split_fc_matches_pytorch() {
+                let config = tiny_torchvision().with_max_param_bytes(Some(20_000));
+                check_tiny_model::<B>("tiny_torchvision.safetensors", config);
+            }
+
             #[test]
             fn tiny_paper_matches_pytorch() {
                 check_tiny_model::<B>("tiny_paper.safetensors", tiny_paper());

@@ -92,7 +92,8 @@ fn paper_layers_are_the_2012_network() {
         [2, 2],
         "overlapping pooling: stride 2, not the kernel size"
     );
-    assert_eq!(net.fc6.weight.lazy_shape().to_vec(), [256 * 6 * 6, 4096]);
+    assert_eq!(net.fc6.dims(), (256 * 6 * 6, 4096));
+    assert_eq!(net.fc6.parts.len(), 1);
     assert_eq!(net.config().lrn, Some(LrnPreset::CudaConvnet.config()));
     assert_eq!(
         net.config().dropout_placement,
@@ -128,9 +129,9 @@ fn paper_initialisation() {
         bias_of(&net.conv3.bias),
         bias_of(&net.conv4.bias),
         bias_of(&net.conv5.bias),
-        bias_of(&net.fc6.bias),
-        bias_of(&net.fc7.bias),
-        bias_of(&net.fc8.bias),
+        bias_of(&net.fc6.parts[0].bias),
+        bias_of(&net.fc7.parts[0].bias),
+        bias_of(&net.fc8.parts[0].bias),
     ];
     let expected = [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0];
     for (i, ((lo, hi), e)) in biases.iter().zip(expected).enumerate() {
@@ -377,6 +378,46 @@ fn strict_loading_names_the_key_and_shapes() {
         .unwrap_err();
     assert!(
         err.to_string().contains("[12, 32]") && err.to_string().contains("[10, 32]"),
+        "{err}"
+    );
+}
+
+/// Splitting the fully connected layers (for backends with a buffer limit) changes storage,
+/// not results: same state dict, same logits.
+#[test]
+fn split_fc_layers_compute_the_same() {
+    let config = narrow(AlexNetConfig::torchvision(10));
+    let whole = model(&config);
+    let dict = whole.state_dict(KeyLayout::Sequential);
+    // fc6's weight is 576×32 floats = 73,728 bytes: a 20,000-byte limit needs 4 slices.
+    let split_config = config.clone().with_max_param_bytes(Some(20_000));
+    let split = model(&split_config)
+        .load_state_dict(&dict, KeyLayout::Sequential)
+        .unwrap();
+    assert_eq!(split.fc6.parts.len(), 4);
+    assert_eq!(split.fc8.parts.len(), 1);
+    assert_eq!(split.parameter_count(), whole.parameter_count());
+    assert_eq!(split.state_dict(KeyLayout::Sequential), dict);
+    let x = images(2, 100, 100);
+    let (a, b) = (whole.forward(x.clone()).unwrap(), split.forward(x).unwrap());
+    let diff = (a - b).abs().max().into_scalar();
+    assert!(diff < 1e-6, "{diff}");
+}
+
+#[test]
+fn full_size_fc6_splits_under_the_webgpu_limit() {
+    use alexnet_model::config::WEBGPU_MAX_BINDING_BYTES;
+    let config = AlexNetConfig::paper(1000).with_max_param_bytes(Some(WEBGPU_MAX_BINDING_BYTES));
+    assert_eq!(
+        config.fc_parts(9216, 4096).unwrap(),
+        2,
+        "151 MB → two 75.5 MB halves"
+    );
+    assert_eq!(config.fc_parts(4096, 4096).unwrap(), 1);
+    let tiny_limit = AlexNetConfig::paper(1000).with_max_param_bytes(Some(8));
+    let err = tiny_limit.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("9216×4096") && err.contains("8 bytes"),
         "{err}"
     );
 }

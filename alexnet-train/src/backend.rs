@@ -30,6 +30,16 @@ impl BackendKind {
         }
     }
 
+    /// The largest weight buffer this backend takes, for
+    /// [`AlexNetConfig::max_param_bytes`](alexnet_model::AlexNetConfig::max_param_bytes):
+    /// wgpu devices may bind only WebGPU's default 128 MiB, less than fc6's 151 MB.
+    pub fn max_param_bytes(self) -> Option<usize> {
+        match self {
+            Self::Wgpu => Some(alexnet_model::config::WEBGPU_MAX_BINDING_BYTES),
+            _ => None,
+        }
+    }
+
     fn compiled(self) -> bool {
         match self {
             Self::Flex => cfg!(feature = "flex"),
