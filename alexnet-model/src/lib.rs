@@ -14,9 +14,11 @@
 //! assert_eq!(shapes.total_params(), 60_965_224);
 //! ```
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod preprocess;
 pub mod shapes;
 pub mod weights;
 
