@@ -1,9 +1,16 @@
 //! `alexnet-infer`: AlexNet inference from the command line.
 //!
-//! Subcommands: `info` (layer table and parameter count) and `bench` (forward throughput).
+//! Subcommands: `classify`, `eval`, `embed`, `filters`, `convert` (with weights), `info`
+//! (layer table and parameter count) and `bench` (forward throughput).
 
 mod bench;
+mod classify;
+mod convert;
+mod embed;
+mod eval;
+mod filters;
 mod info;
+mod inputs;
 
 use std::process::ExitCode;
 
@@ -21,6 +28,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Top-k ImageNet (or --labels) classes of images or folders of images.
+    Classify(classify::ClassifyArgs),
+    /// Top-1 / top-5 accuracy on an image folder (a sub-folder per class) or CIFAR folder.
+    Eval(eval::EvalArgs),
+    /// Write pool5 / fc6 / fc7 features of images to safetensors or CSV.
+    Embed(embed::EmbedArgs),
+    /// Draw conv1's kernels as an image grid (the paper's figure 3).
+    Filters(filters::FiltersArgs),
+    /// Convert weights between .pth, safetensors and Burn's format.
+    Convert(convert::ConvertArgs),
     /// Print every layer with its output shape and parameter count, and the total.
     Info(info::InfoArgs),
     /// Time the forward pass after warm-up and print images/s.
@@ -75,7 +92,7 @@ impl ModelArgs {
     }
 }
 
-fn parse_variant(name: &str) -> Result<Variant, String> {
+pub fn parse_variant(name: &str) -> Result<Variant, String> {
     Variant::parse(name).map_err(|e| e.to_string())
 }
 
@@ -87,6 +104,11 @@ pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Classify(args) => classify::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Embed(args) => embed::run(&args),
+        Command::Filters(args) => filters::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

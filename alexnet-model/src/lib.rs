@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod labels;
 pub mod model;
 pub mod preprocess;
 pub mod shapes;

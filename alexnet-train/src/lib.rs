@@ -1,4 +1,5 @@
 //! Library part of `alexnet-train`, shared with `alexnet-infer`: backend selection (the one
-//! place concrete backends are named) and, later, datasets and augmentation.
+//! place concrete backends are named) and datasets.
 
 pub mod backend;
+pub mod data;

@@ -1,0 +1,197 @@
+//! `alexnet-infer classify`: top-k classes of images or folders of images.
+
+use std::path::PathBuf;
+
+use alexnet_model::checkpoint::load_model;
+use alexnet_model::labels::Labels;
+use alexnet_model::AlexNet;
+use alexnet_train::backend::{dispatch, BackendJob};
+use anyhow::{bail, Result};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use clap::Args;
+use serde::Serialize;
+
+use crate::inputs::{collect_images, prepare_views, progress, stack, PreprocessArgs, WeightArgs};
+use crate::Format;
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    weights: WeightArgs,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
+    /// Images, or folders searched recursively for images.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Average the paper's ten views (4 corners, center, and their mirror images).
+    #[arg(long)]
+    ten_crop: bool,
+    /// Class names: `index<TAB>wordnet_id<TAB>label` or one per line (default: ImageNet).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// One predicted class.
+#[derive(Debug, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub prob: f32,
+}
+
+#[derive(Serialize)]
+struct ImageResult<'a> {
+    path: &'a str,
+    top: Vec<Prediction>,
+}
+
+/// Loads labels from `--labels`, or ImageNet's when the model has 1000 classes.
+pub fn labels_for(path: Option<&PathBuf>, num_classes: usize) -> Result<Option<Labels>> {
+    match path {
+        Some(path) => {
+            let labels = Labels::from_file(path)?;
+            if labels.len() != num_classes {
+                bail!(
+                    "{} has {} labels but the model has {num_classes} classes",
+                    path.display(),
+                    labels.len()
+                );
+            }
+            Ok(Some(labels))
+        }
+        None if num_classes == 1000 => Ok(Some(Labels::imagenet())),
+        None => Ok(None),
+    }
+}
+
+/// The `k` most probable classes of one probability row.
+pub fn top_k(probs: &[f32], k: usize, labels: Option<&Labels>) -> Vec<Prediction> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            index,
+            label: labels.map_or_else(|| format!("class {index}"), |l| l.name(index)),
+            prob: probs[index],
+        })
+        .collect()
+}
+
+/// Class probabilities `[images, classes]` of a batch of views, averaged over each image's
+/// `views_per_image` consecutive views (1, or 10 for ten-crop).
+pub fn probabilities<B: Backend>(
+    model: &AlexNet<B>,
+    views: &[alexnet_model::weights::HostTensor],
+    views_per_image: usize,
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>> {
+    let logits = model.forward(stack::<B>(views, device))?;
+    let [n, classes] = logits.dims();
+    let probs = softmax(logits, 1)
+        .reshape([n / views_per_image, views_per_image, classes])
+        .mean_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))?;
+    Ok(probs.chunks(classes).map(<[f32]>::to_vec).collect())
+}
+
+struct Classify<'a> {
+    args: &'a ClassifyArgs,
+    images: Vec<PathBuf>,
+}
+
+impl BackendJob for Classify<'_> {
+    /// Number of images that could not be classified.
+    type Output = usize;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
+        let args = self.args;
+        let backend = args.weights.backend()?;
+        let model = load_model::<B>(
+            &args.weights.weights,
+            args.weights.variant,
+            backend.max_param_bytes(),
+            &device,
+        )?;
+        let config = model.config().clone();
+        let labels = labels_for(args.labels.as_ref(), config.num_classes)?;
+        let preprocessing = args.preprocess.preprocessing(config.variant)?;
+        let views_per_image = if args.ten_crop { 10 } else { 1 };
+        let bar = progress(self.images.len(), "classifying");
+        let mut failed = 0;
+        for batch in self.images.chunks(args.batch_size) {
+            let prepared = prepare_views(batch, &preprocessing, args.ten_crop);
+            let mut ok_paths = Vec::new();
+            let mut views = Vec::new();
+            for (path, result) in batch.iter().zip(prepared) {
+                match result {
+                    Ok(v) => {
+                        ok_paths.push(path);
+                        views.extend(v);
+                    }
+                    Err(err) => {
+                        bar.suspend(|| eprintln!("error: {err:#}"));
+                        failed += 1;
+                    }
+                }
+            }
+            if !ok_paths.is_empty() {
+                let probs = probabilities(&model, &views, views_per_image, &device)?;
+                bar.suspend(|| print_results(&ok_paths, &probs, args, labels.as_ref()))?;
+            }
+            bar.inc(batch.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(failed)
+    }
+}
+
+fn print_results(
+    paths: &[&PathBuf],
+    probs: &[Vec<f32>],
+    args: &ClassifyArgs,
+    labels: Option<&Labels>,
+) -> Result<()> {
+    for (path, row) in paths.iter().zip(probs) {
+        let top = top_k(row, args.top_k, labels);
+        let path = path.display().to_string();
+        match args.format {
+            Format::Json => {
+                let line = serde_json::to_string(&ImageResult { path: &path, top })?;
+                println!("{line}");
+            }
+            Format::Text => {
+                println!("{path}");
+                for p in top {
+                    println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.prob, p.index, p.label);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: &ClassifyArgs) -> Result<()> {
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
+    anyhow::ensure!(args.top_k > 0, "--top-k must be positive");
+    let images = collect_images(&args.paths)?;
+    let total = images.len();
+    let failed = dispatch(args.weights.backend()?, Classify { args, images })?;
+    if failed > 0 {
+        bail!("{failed} of {total} images could not be read");
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `alexnet-infer convert IN OUT`: between PyTorch `.pth`, safetensors and Burn's format.
+
+use std::path::PathBuf;
+
+use alexnet_model::checkpoint::{format_from_extension, load_model, save_model};
+use alexnet_model::Variant;
+use alexnet_train::backend::{dispatch, BackendJob, BackendKind};
+use anyhow::{bail, Result};
+use burn::tensor::backend::Backend;
+use clap::Args;
+
+use crate::parse_variant;
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Input weights: .pth/.pt (zip or legacy), safetensors or Burn's format (by content).
+    input: PathBuf,
+    /// Output; the format follows the extension: `.safetensors` (torchvision key names) or
+    /// `.bpk` (Burn's format).
+    output: PathBuf,
+    /// paper, torchvision or cifar (default: detected from the weights' shapes).
+    #[arg(long, value_parser = parse_variant)]
+    variant: Option<Variant>,
+}
+
+struct Convert<'a> {
+    args: &'a ConvertArgs,
+}
+
+impl BackendJob for Convert<'_> {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let args = self.args;
+        let Some(format) = format_from_extension(&args.output) else {
+            bail!(
+                "{}: unknown output format (use .safetensors or .bpk)",
+                args.output.display()
+            );
+        };
+        let model = load_model::<B>(&args.input, args.variant, None, &device)?;
+        save_model(&model, &args.output, format)?;
+        eprintln!(
+            "wrote {} ({} variant, {} classes, {:?})",
+            args.output.display(),
+            model.config().variant.name(),
+            model.config().num_classes,
+            format
+        );
+        Ok(())
+    }
+}
+
+pub fn run(args: &ConvertArgs) -> Result<()> {
+    dispatch(BackendKind::default_kind()?, Convert { args })
+}

@@ -1,0 +1,227 @@
+//! `alexnet-infer eval`: top-1 / top-5 accuracy on a labelled dataset.
+
+use std::path::{Path, PathBuf};
+
+use alexnet_model::checkpoint::load_model;
+use alexnet_model::labels::Labels;
+use alexnet_train::backend::{dispatch, BackendJob};
+use alexnet_train::data::cifar::{self, CifarKind};
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use clap::Args;
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::classify::{labels_for, probabilities};
+use crate::inputs::{is_image_name, prepare_with, progress, PreprocessArgs, WeightArgs};
+use crate::Format;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    weights: WeightArgs,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
+    /// An image folder with one sub-folder per class (WordNet ids or label names), or a CIFAR
+    /// binary folder (its test split).
+    #[arg(long)]
+    data: PathBuf,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Average the paper's ten views.
+    #[arg(long)]
+    ten_crop: bool,
+    /// Class names (default: ImageNet's for 1000 classes, CIFAR's batches.meta.txt if present).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// Where an example's image comes from.
+enum Example {
+    File(PathBuf),
+    Cifar(cifar::CifarImage),
+}
+
+impl Example {
+    fn image(&self) -> Result<RgbImage> {
+        match self {
+            Example::File(path) => Ok(alexnet_model::preprocess::load_rgb(path)?),
+            Example::Cifar(image) => Ok(image.to_rgb()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ClassAccuracy {
+    index: usize,
+    label: String,
+    n: usize,
+    top1: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct EvalReport {
+    n: usize,
+    top1: f64,
+    top5: f64,
+    failed: usize,
+    per_class: Vec<ClassAccuracy>,
+}
+
+/// Lists `(example, class)` pairs of the dataset at `dir`.
+fn examples(dir: &Path, labels: Option<&Labels>) -> Result<Vec<(Example, usize)>> {
+    if !dir.is_dir() {
+        bail!("{}: no such dataset folder", dir.display());
+    }
+    if let Some(kind) = CifarKind::detect(dir) {
+        let images = cifar::read_files(&kind.split_files(dir, false), kind)?;
+        return Ok(images
+            .into_iter()
+            .map(|i| {
+                let label = i.label;
+                (Example::Cifar(i), label)
+            })
+            .collect());
+    }
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    classes.sort();
+    if classes.is_empty() {
+        bail!(
+            "{}: neither a CIFAR binary folder nor an image folder with a sub-folder per class",
+            dir.display()
+        );
+    }
+    let mut out = Vec::new();
+    for (position, class_dir) in classes.iter().enumerate() {
+        let name = class_dir.file_name().unwrap_or_default().to_string_lossy();
+        let index = match labels {
+            Some(labels) => labels.index_of(&name).with_context(|| {
+                format!("class folder `{name}` is neither a WordNet id nor a label of the labels file")
+            })?,
+            None => position,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(class_dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image_name(p))
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|f| (Example::File(f), index)));
+    }
+    Ok(out)
+}
+
+struct Eval<'a> {
+    args: &'a EvalArgs,
+}
+
+impl BackendJob for Eval<'_> {
+    type Output = EvalReport;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<EvalReport> {
+        let args = self.args;
+        let backend = args.weights.backend()?;
+        let model = load_model::<B>(
+            &args.weights.weights,
+            args.weights.variant,
+            backend.max_param_bytes(),
+            &device,
+        )?;
+        let config = model.config().clone();
+        let cifar_meta = args.data.join("batches.meta.txt");
+        let labels_path = args
+            .labels
+            .clone()
+            .or_else(|| cifar_meta.is_file().then_some(cifar_meta));
+        let labels = labels_for(labels_path.as_ref(), config.num_classes)?;
+        let examples = examples(&args.data, labels.as_ref())?;
+        if examples.is_empty() {
+            bail!("{}: no images found", args.data.display());
+        }
+        if let Some((_, class)) = examples.iter().find(|(_, c)| *c >= config.num_classes) {
+            bail!("the data has class {class}, the model only {} classes", config.num_classes);
+        }
+        let preprocessing = args.preprocess.preprocessing(config.variant)?;
+        let views_per_image = if args.ten_crop { 10 } else { 1 };
+        let classes = config.num_classes;
+        let (mut seen, mut correct) = (vec![0usize; classes], vec![0usize; classes]);
+        let (mut top5, mut failed) = (0usize, 0usize);
+        let bar = progress(examples.len(), "evaluating");
+        for batch in examples.chunks(args.batch_size) {
+            let prepared = prepare_with(batch, |(e, _)| e.image(), &preprocessing, args.ten_crop);
+            let mut views = Vec::new();
+            let mut targets = Vec::new();
+            for ((_, class), result) in batch.iter().zip(prepared) {
+                match result {
+                    Ok(v) => {
+                        views.extend(v);
+                        targets.push(*class);
+                    }
+                    Err(err) => {
+                        bar.suspend(|| eprintln!("error: {err:#}"));
+                        failed += 1;
+                    }
+                }
+            }
+            if !targets.is_empty() {
+                let probs = probabilities(&model, &views, views_per_image, &device)?;
+                for (row, &target) in probs.iter().zip(&targets) {
+                    let better = row.iter().filter(|&&p| p > row[target]).count();
+                    seen[target] += 1;
+                    correct[target] += usize::from(better == 0);
+                    top5 += usize::from(better < 5);
+                }
+            }
+            bar.inc(batch.len() as u64);
+        }
+        bar.finish_and_clear();
+        let n: usize = seen.iter().sum();
+        if n == 0 {
+            bail!("none of the {failed} images could be read");
+        }
+        let per_class = (0..classes)
+            .filter(|&c| seen[c] > 0)
+            .map(|c| ClassAccuracy {
+                index: c,
+                label: labels.as_ref().map_or_else(|| format!("class {c}"), |l| l.name(c)),
+                n: seen[c],
+                top1: correct[c] as f64 / seen[c] as f64,
+            })
+            .collect();
+        Ok(EvalReport {
+            n,
+            top1: correct.iter().sum::<usize>() as f64 / n as f64,
+            top5: top5 as f64 / n as f64,
+            failed,
+            per_class,
+        })
+    }
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
+    let report = dispatch(args.weights.backend()?, Eval { args })?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Text => {
+            println!(
+                "n: {}  top-1: {:.4}  top-5: {:.4}",
+                report.n, report.top1, report.top5
+            );
+            println!("{:>5}  {:<30} {:>6} {:>8}", "class", "label", "n", "top-1");
+            for c in &report.per_class {
+                println!("{:>5}  {:<30} {:>6} {:>8.4}", c.index, c.label, c.n, c.top1);
+            }
+        }
+    }
+    if report.failed > 0 {
+        bail!("{} images could not be read (not counted)", report.failed);
+    }
+    Ok(())
+}

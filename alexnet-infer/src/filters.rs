@@ -1,0 +1,120 @@
+//! `alexnet-infer filters`: conv1's kernels as an image grid, like figure 3 of the paper.
+
+use std::path::PathBuf;
+
+use alexnet_model::checkpoint::load_model;
+use alexnet_model::weights::HostTensor;
+use alexnet_train::backend::{dispatch, BackendJob};
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+use clap::Args;
+use image::{Rgb, RgbImage};
+
+use crate::inputs::WeightArgs;
+
+#[derive(Args, Debug)]
+pub struct FiltersArgs {
+    #[command(flatten)]
+    weights: WeightArgs,
+    /// Output PNG.
+    #[arg(long, default_value = "conv1.png")]
+    out: PathBuf,
+    /// Pixels per kernel pixel.
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
+}
+
+/// Lays out `[C, 3, k, k]` kernels in a grid (12 columns for the paper's 96 kernels, else a
+/// square-ish grid), each kernel scaled to the full 0–255 range on its own, with a 1-pixel
+/// (scaled) grey border.
+pub fn filter_grid(weights: &HostTensor, scale: u32) -> RgbImage {
+    let (count, k) = (weights.shape[0], weights.shape[2]);
+    let columns = if count == 96 { 12 } else { (count as f64).sqrt().ceil() as usize };
+    let rows = count.div_ceil(columns);
+    let cell = (k as u32 + 1) * scale;
+    let mut grid = RgbImage::from_pixel(
+        columns as u32 * cell + scale,
+        rows as u32 * cell + scale,
+        Rgb([128, 128, 128]),
+    );
+    let per_kernel = 3 * k * k;
+    for (n, kernel) in weights.values.chunks(per_kernel).enumerate() {
+        let lo = kernel.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = kernel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let range = (hi - lo).max(f32::EPSILON);
+        let (x0, y0) = ((n % columns) as u32 * cell + scale, (n / columns) as u32 * cell + scale);
+        for y in 0..k {
+            for x in 0..k {
+                let channel = |c: usize| {
+                    (255.0 * (kernel[c * k * k + y * k + x] - lo) / range).round() as u8
+                };
+                let pixel = Rgb([channel(0), channel(1), channel(2)]);
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (px, py) = (x0 + x as u32 * scale + dx, y0 + y as u32 * scale + dy);
+                        grid.put_pixel(px, py, pixel);
+                    }
+                }
+            }
+        }
+    }
+    grid
+}
+
+struct Filters<'a> {
+    args: &'a FiltersArgs,
+}
+
+impl BackendJob for Filters<'_> {
+    type Output = HostTensor;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<HostTensor> {
+        let args = &self.args.weights;
+        let model = load_model::<B>(&args.weights, args.variant, None, &device)?;
+        Ok(HostTensor::from_tensor(model.conv1.weight.val()))
+    }
+}
+
+pub fn run(args: &FiltersArgs) -> Result<()> {
+    anyhow::ensure!(args.scale > 0, "--scale must be positive");
+    let weights = dispatch(args.weights.backend()?, Filters { args })?;
+    anyhow::ensure!(
+        weights.shape[1] == 3,
+        "conv1 has {} input channels; only RGB kernels can be drawn",
+        weights.shape[1]
+    );
+    let grid = filter_grid(&weights, args.scale);
+    grid.save(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} conv1 kernels ({}×{}) to {}",
+        weights.shape[0],
+        weights.shape[2],
+        weights.shape[3],
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_places_and_scales_each_kernel() {
+        // Two 2×2 kernels: the first ramps 0..11, the second is constant.
+        let mut values: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        values.extend([5.0; 12]);
+        let weights = HostTensor {
+            shape: vec![2, 3, 2, 2],
+            values,
+        };
+        let grid = filter_grid(&weights, 1);
+        // 2 columns of (2 + 1) pixels plus a border: 7 × 4.
+        assert_eq!(grid.dimensions(), (7, 4));
+        assert_eq!(grid.get_pixel(1, 1).0, [0, 85, 170]); // kernel 0, pixel (0,0)
+        assert_eq!(grid.get_pixel(2, 2).0, [85, 170, 255]); // kernel 0, pixel (1,1)
+        assert_eq!(grid.get_pixel(4, 1).0, [0, 0, 0]); // constant kernel → 0
+        assert_eq!(grid.get_pixel(0, 0).0, [128, 128, 128]); // border
+    }
+}

@@ -1,0 +1,227 @@
+//! What the weight-using commands share: the weights flags, the preprocessing flags, the
+//! image list, and turning images into batches.
+
+use std::path::{Path, PathBuf};
+
+use alexnet_model::preprocess::{load_rgb, Preprocessing};
+use alexnet_model::weights::HostTensor;
+use alexnet_model::Variant;
+use alexnet_train::backend::BackendKind;
+use anyhow::{bail, Result};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use clap::Args;
+use image::RgbImage;
+
+use crate::{parse_backend, parse_variant};
+
+/// `--weights`, `--variant`, `--backend`.
+#[derive(Args, Debug, Clone)]
+pub struct WeightArgs {
+    /// Weight file: PyTorch .pth/.pt (zip or legacy), safetensors or Burn's format.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// paper, torchvision or cifar (default: detected from the weights' shapes).
+    #[arg(long, value_parser = parse_variant)]
+    pub variant: Option<Variant>,
+    /// Backend (default: the first compiled of flex, ndarray, wgpu, cuda).
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
+}
+
+impl WeightArgs {
+    /// The chosen backend, or the default one.
+    pub fn backend(&self) -> Result<BackendKind> {
+        match self.backend {
+            Some(kind) => Ok(kind),
+            None => BackendKind::default_kind(),
+        }
+    }
+}
+
+/// `--resize`, `--crop`, `--mean`, `--std`: torchvision's inference transform by default.
+#[derive(Args, Debug, Clone)]
+pub struct PreprocessArgs {
+    /// Resize the shorter side to this many pixels (default 256; 32 for cifar weights).
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Then take the central square of this side (default 224; 32 for cifar weights).
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Per-channel mean, `R,G,B` (default ImageNet's 0.485,0.456,0.406).
+    #[arg(long, value_parser = parse_triple)]
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation, `R,G,B` (default ImageNet's 0.229,0.224,0.225).
+    #[arg(long, value_parser = parse_triple)]
+    pub std: Option<[f32; 3]>,
+}
+
+/// CIFAR-10's channel statistics, the cifar variant's default normalisation.
+pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+/// CIFAR-10's channel standard deviations.
+pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+
+impl PreprocessArgs {
+    /// The transform for a model of `variant`: flags override the variant's defaults.
+    pub fn preprocessing(&self, variant: Variant) -> Result<Preprocessing> {
+        let mut p = Preprocessing::default();
+        if variant == Variant::Cifar {
+            p.resize = 32;
+            p.crop = 32;
+            p.mean = CIFAR_MEAN;
+            p.std = CIFAR_STD;
+        }
+        p.resize = self.resize.unwrap_or(p.resize);
+        p.crop = self.crop.unwrap_or(p.crop);
+        p.mean = self.mean.unwrap_or(p.mean);
+        p.std = self.std.unwrap_or(p.std);
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+fn parse_triple(text: &str) -> Result<[f32; 3], String> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("expected three numbers `R,G,B`: {e}"))?;
+    values
+        .try_into()
+        .map_err(|v: Vec<f32>| format!("expected three numbers `R,G,B`, got {}", v.len()))
+}
+
+/// File extensions looked at inside folders (files named explicitly are always tried).
+const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif",
+];
+
+/// Expands the PATH arguments: files as given, folders recursively (image files only,
+/// sorted). A path that does not exist is an error.
+pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut images = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            images.extend(found);
+        } else if path.exists() {
+            images.push(path.clone());
+        } else {
+            bail!("{}: no such file or folder", path.display());
+        }
+    }
+    if images.is_empty() {
+        bail!("no images found in {}", display_list(paths));
+    }
+    Ok(images)
+}
+
+fn display_list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read folder {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if is_image_name(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file name has an image extension.
+pub fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Decodes image files and preprocesses them on worker threads: see [`prepare_with`].
+pub fn prepare_views(
+    paths: &[PathBuf],
+    preprocessing: &Preprocessing,
+    ten_crop: bool,
+) -> Vec<Result<Vec<HostTensor>>> {
+    prepare_with(paths, |path| Ok(load_rgb(path)?), preprocessing, ten_crop)
+}
+
+/// Gets each item's image with `load` and preprocesses it, on worker threads: each result is
+/// the image's views (`[3, crop, crop]` each; one, or ten with `ten_crop`) or why it failed.
+pub fn prepare_with<T: Sync>(
+    items: &[T],
+    load: impl Fn(&T) -> Result<RgbImage> + Sync,
+    preprocessing: &Preprocessing,
+    ten_crop: bool,
+) -> Vec<Result<Vec<HostTensor>>> {
+    let prepare = |item: &T| -> Result<Vec<HostTensor>> {
+        let image = load(item)?;
+        Ok(if ten_crop {
+            preprocessing.ten_crop(&image)
+        } else {
+            vec![preprocessing.center_view(&image)]
+        })
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let prepare = &prepare;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(prepare).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("preprocessing worker"))
+            .collect()
+    })
+}
+
+/// Stacks `[3, H, W]` views into one `[N, 3, H, W]` tensor.
+pub fn stack<B: Backend>(views: &[HostTensor], device: &B::Device) -> Tensor<B, 4> {
+    let shape = &views[0].shape;
+    let mut values = Vec::with_capacity(views.len() * views[0].values.len());
+    for view in views {
+        values.extend_from_slice(&view.values);
+    }
+    let data = TensorData::new(values, [views.len(), shape[0], shape[1], shape[2]]);
+    Tensor::from_data(data, device)
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal).
+pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triples_parse() {
+        assert_eq!(parse_triple("0.5, 0.25,1").unwrap(), [0.5, 0.25, 1.0]);
+        assert!(parse_triple("0.5,0.25").is_err());
+        assert!(parse_triple("a,b,c").is_err());
+    }
+
+    #[test]
+    fn image_names() {
+        assert!(is_image_name(Path::new("a/b.JPG")));
+        assert!(!is_image_name(Path::new("a/b.txt")));
+    }
+}

@@ -1,0 +1,3 @@
+//! Datasets shared by training and evaluation.
+
+pub mod cifar;
