@@ -67,7 +67,10 @@ impl BackendJob for Embed<'_> {
         let bar = progress(self.images.len(), "embedding");
         for batch in self.images.chunks(args.batch_size) {
             let mut views = Vec::new();
-            for (path, result) in batch.iter().zip(prepare_views(batch, &preprocessing, false)) {
+            for (path, result) in batch
+                .iter()
+                .zip(prepare_views(batch, &preprocessing, false))
+            {
                 match result {
                     Ok(v) => {
                         views.extend(v);
@@ -136,7 +139,10 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     if paths.is_empty() {
         bail!("none of the {total} images could be read");
     }
-    let is_csv = args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let layer = format!("{:?}", args.layer).to_lowercase();
     let written = if is_csv {
         write_csv(&args.out, &paths, &features, width)

@@ -103,7 +103,9 @@ fn examples(dir: &Path, labels: Option<&Labels>) -> Result<Vec<(Example, usize)>
         let name = class_dir.file_name().unwrap_or_default().to_string_lossy();
         let index = match labels {
             Some(labels) => labels.index_of(&name).with_context(|| {
-                format!("class folder `{name}` is neither a WordNet id nor a label of the labels file")
+                format!(
+                    "class folder `{name}` is neither a WordNet id nor a label of the labels file"
+                )
             })?,
             None => position,
         };
@@ -145,7 +147,10 @@ impl BackendJob for Eval<'_> {
             bail!("{}: no images found", args.data.display());
         }
         if let Some((_, class)) = examples.iter().find(|(_, c)| *c >= config.num_classes) {
-            bail!("the data has class {class}, the model only {} classes", config.num_classes);
+            bail!(
+                "the data has class {class}, the model only {} classes",
+                config.num_classes
+            );
         }
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
         let views_per_image = if args.ten_crop { 10 } else { 1 };
@@ -189,7 +194,9 @@ impl BackendJob for Eval<'_> {
             .filter(|&c| seen[c] > 0)
             .map(|c| ClassAccuracy {
                 index: c,
-                label: labels.as_ref().map_or_else(|| format!("class {c}"), |l| l.name(c)),
+                label: labels
+                    .as_ref()
+                    .map_or_else(|| format!("class {c}"), |l| l.name(c)),
                 n: seen[c],
                 top1: correct[c] as f64 / seen[c] as f64,
             })

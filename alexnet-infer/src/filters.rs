@@ -29,7 +29,11 @@ pub struct FiltersArgs {
 /// (scaled) grey border.
 pub fn filter_grid(weights: &HostTensor, scale: u32) -> RgbImage {
     let (count, k) = (weights.shape[0], weights.shape[2]);
-    let columns = if count == 96 { 12 } else { (count as f64).sqrt().ceil() as usize };
+    let columns = if count == 96 {
+        12
+    } else {
+        (count as f64).sqrt().ceil() as usize
+    };
     let rows = count.div_ceil(columns);
     let cell = (k as u32 + 1) * scale;
     let mut grid = RgbImage::from_pixel(
@@ -42,12 +46,14 @@ pub fn filter_grid(weights: &HostTensor, scale: u32) -> RgbImage {
         let lo = kernel.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = kernel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let range = (hi - lo).max(f32::EPSILON);
-        let (x0, y0) = ((n % columns) as u32 * cell + scale, (n / columns) as u32 * cell + scale);
+        let (x0, y0) = (
+            (n % columns) as u32 * cell + scale,
+            (n / columns) as u32 * cell + scale,
+        );
         for y in 0..k {
             for x in 0..k {
-                let channel = |c: usize| {
-                    (255.0 * (kernel[c * k * k + y * k + x] - lo) / range).round() as u8
-                };
+                let channel =
+                    |c: usize| (255.0 * (kernel[c * k * k + y * k + x] - lo) / range).round() as u8;
                 let pixel = Rgb([channel(0), channel(1), channel(2)]);
                 for dy in 0..scale {
                     for dx in 0..scale {
@@ -112,8 +118,8 @@ mod tests {
         let grid = filter_grid(&weights, 1);
         // 2 columns of (2 + 1) pixels plus a border: 7 × 4.
         assert_eq!(grid.dimensions(), (7, 4));
-        assert_eq!(grid.get_pixel(1, 1).0, [0, 85, 170]); // kernel 0, pixel (0,0)
-        assert_eq!(grid.get_pixel(2, 2).0, [85, 170, 255]); // kernel 0, pixel (1,1)
+        assert_eq!(grid.get_pixel(1, 1).0, [0, 93, 185]); // kernel 0, pixel (0,0): 0, 4, 8 of 0..11
+        assert_eq!(grid.get_pixel(2, 2).0, [70, 162, 255]); // kernel 0, pixel (1,1): 3, 7, 11
         assert_eq!(grid.get_pixel(4, 1).0, [0, 0, 0]); // constant kernel → 0
         assert_eq!(grid.get_pixel(0, 0).0, [128, 128, 128]); // border
     }

@@ -1,5 +1,6 @@
 //! The command-line contracts of `alexnet-infer info` and `bench`, run as a user would.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn infer(args: &[&str]) -> Output {
@@ -101,6 +102,333 @@ fn unknown_backend_and_variant_are_errors() {
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("unknown variant `vgg`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alexnet-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// classify's JSON lines give PyTorch's top-5 (indices and probabilities ≤ 1e-4) for the
+/// lossless test images, through the tiny torchvision-layout `.pth`.
+#[test]
+fn classify_matches_pytorch_top5() {
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("fixtures/classify_top5.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = expected.as_object().unwrap();
+    let images: Vec<String> = expected
+        .keys()
+        .map(|n| repo(&format!("fixtures/preprocess/{n}")))
+        .collect();
+    let mut args = vec!["classify", "--weights"];
+    let weights = repo("fixtures/weights/tv.pth");
+    args.push(&weights);
+    args.extend([
+        "--format",
+        "json",
+        "--backend",
+        "ndarray",
+        "--batch-size",
+        "4",
+    ]);
+    args.extend(images.iter().map(String::as_str));
+    let out = infer(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), expected.len());
+    for line in lines {
+        let path = line["path"].as_str().unwrap();
+        let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+        let want = expected[name].as_array().unwrap();
+        let got = line["top"].as_array().unwrap();
+        assert_eq!(got.len(), 5);
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["index"], w["index"], "{name}");
+            let (gp, wp) = (g["prob"].as_f64().unwrap(), w["prob"].as_f64().unwrap());
+            assert!((gp - wp).abs() <= 1e-4, "{name}: {gp} vs {wp}");
+            assert_eq!(g["label"], format!("class {}", w["index"]));
+        }
+    }
+}
+
+/// A folder with one unreadable file: the rest are still classified, the bad one is named on
+/// stderr, and the exit code is non-zero.
+#[test]
+fn classify_folder_reports_unreadable_images() {
+    let dir = scratch("classify");
+    std::fs::copy(repo("fixtures/preprocess/landscape.png"), dir.join("a.png")).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::copy(
+        repo("fixtures/preprocess/palette.png"),
+        dir.join("sub/b.png"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
+    let labels = repo("fixtures/cifar10-labels.txt");
+    let out = infer(&[
+        "classify",
+        "--weights",
+        &repo("fixtures/weights/tv.safetensors"),
+        "--labels",
+        &labels,
+        "--top-k",
+        "2",
+        "--ten-crop",
+        "--backend",
+        "flex",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("a.png") && text.contains("b.png"), "{text}");
+    assert!(text.contains("deer"), "labels from --labels: {text}");
+    let err = stderr(&out);
+    assert!(err.contains("broken.jpg"), "{err}");
+    assert!(err.contains("1 of 3 images could not be read"), "{err}");
+}
+
+#[test]
+fn bad_weights_are_one_line_errors() {
+    for (file, needle) in [
+        ("hostile_os_system.pth", "posix.system"),
+        ("truncated.pth", "truncated.pth"),
+        ("garbage.pth", "garbage.pth"),
+        ("does-not-exist.pth", "does-not-exist.pth"),
+    ] {
+        let out = infer(&[
+            "classify",
+            "--weights",
+            &repo(&format!("fixtures/weights/{file}")),
+            &repo("fixtures/preprocess/landscape.png"),
+        ]);
+        assert!(!out.status.success(), "{file}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(needle), "{file}: {err}");
+    }
+    let out = infer(&[
+        "classify",
+        "--weights",
+        &repo("fixtures/weights/tv.pth"),
+        "--variant",
+        "paper",
+        &repo("fixtures/preprocess/landscape.png"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("torchvision"), "{}", stderr(&out));
+}
+
+/// Writes a CIFAR-10 binary test split of `n` records with labels 0, 1, 2, ...
+fn cifar_folder(name: &str, n: usize) -> PathBuf {
+    let dir = scratch(name);
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        bytes.push((i % 10) as u8);
+        bytes.extend((0..3072).map(|j| ((i * 31 + j * 7) % 256) as u8));
+    }
+    std::fs::write(dir.join("test_batch.bin"), bytes).unwrap();
+    dir
+}
+
+#[test]
+fn eval_on_a_cifar_folder() {
+    let dir = cifar_folder("eval", 20);
+    let out = infer(&[
+        "eval",
+        "--weights",
+        &repo("fixtures/weights/cifar_f64.pth"),
+        "--data",
+        dir.to_str().unwrap(),
+        "--format",
+        "json",
+        "--backend",
+        "ndarray",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["n"], 20);
+    let (top1, top5) = (
+        report["top1"].as_f64().unwrap(),
+        report["top5"].as_f64().unwrap(),
+    );
+    assert!(
+        (0.0..=1.0).contains(&top1) && top1 <= top5 && top5 <= 1.0,
+        "{report}"
+    );
+    assert_eq!(report["per_class"].as_array().unwrap().len(), 10);
+
+    std::fs::write(dir.join("test_batch.bin"), vec![0u8; 3073 + 10]).unwrap();
+    let out = infer(&[
+        "eval",
+        "--weights",
+        &repo("fixtures/weights/cifar_f64.pth"),
+        "--data",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("record 1 is partial"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// An image folder whose class folders are named by label: every image is counted once.
+#[test]
+fn eval_on_an_image_folder() {
+    let dir = scratch("eval-folder");
+    for (class, image) in [
+        ("cat", "landscape.png"),
+        ("dog", "palette.png"),
+        ("ship", "large.png"),
+    ] {
+        std::fs::create_dir(dir.join(class)).unwrap();
+        std::fs::copy(
+            repo(&format!("fixtures/preprocess/{image}")),
+            dir.join(class).join(image),
+        )
+        .unwrap();
+    }
+    let out = infer(&[
+        "eval",
+        "--weights",
+        &repo("fixtures/weights/tv.pth"),
+        "--data",
+        dir.to_str().unwrap(),
+        "--labels",
+        &repo("fixtures/cifar10-labels.txt"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["n"], 3);
+    let classes: Vec<&str> = report["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["cat", "dog", "ship"]);
+}
+
+#[test]
+fn embed_writes_csv_and_safetensors() {
+    let dir = scratch("embed");
+    let images = [
+        repo("fixtures/preprocess/landscape.png"),
+        repo("fixtures/preprocess/large.png"),
+    ];
+    let csv = dir.join("f.csv");
+    let out = infer(&[
+        "embed",
+        "--weights",
+        &repo("fixtures/weights/tv.pth"),
+        "--layer",
+        "fc7",
+        "--out",
+        csv.to_str().unwrap(),
+        &images[0],
+        &images[1],
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].split(',').count(), 1 + 16, "path + hidden 16");
+    assert!(lines[1].contains("landscape.png"));
+
+    let st = dir.join("f.safetensors");
+    let out = infer(&[
+        "embed",
+        "--weights",
+        &repo("fixtures/weights/tv.pth"),
+        "--layer",
+        "pool5",
+        "--out",
+        st.to_str().unwrap(),
+        &images[0],
+        &images[1],
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&st).unwrap();
+    let (dict, meta) = alexnet_model::weights::read_safetensors(&bytes).unwrap();
+    assert_eq!(dict["features"].shape, [2, 4 * 6 * 6]);
+    let paths: Vec<String> = serde_json::from_str(&meta["paths"]).unwrap();
+    assert!(paths[1].ends_with("large.png"));
+}
+
+#[test]
+fn filters_draws_a_grid_of_conv1_kernels() {
+    let out_png = scratch("filters").join("conv1.png");
+    let out = infer(&[
+        "filters",
+        "--weights",
+        &repo("fixtures/weights/paper.pth"),
+        "--out",
+        out_png.to_str().unwrap(),
+        "--scale",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = image::open(&out_png).unwrap();
+    // 4 kernels of 11×11 in a 2×2 grid, (11 + 1)·2 px per cell plus a 2 px border.
+    assert_eq!((image.width(), image.height()), (2 * 24 + 2, 2 * 24 + 2));
+}
+
+/// .pth → Burn → safetensors → classify gives the same answer as the .pth itself.
+#[test]
+fn convert_round_trip_keeps_predictions() {
+    let dir = scratch("convert");
+    let (bpk, st) = (dir.join("m.bpk"), dir.join("m.safetensors"));
+    let pth = repo("fixtures/weights/tv_legacy.pth");
+    assert!(infer(&["convert", &pth, bpk.to_str().unwrap()])
+        .status
+        .success());
+    assert!(
+        infer(&["convert", bpk.to_str().unwrap(), st.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let image = repo("fixtures/preprocess/large.png");
+    let classify = |w: &str| {
+        stdout(&infer(&[
+            "classify",
+            "--weights",
+            w,
+            "--format",
+            "json",
+            &image,
+        ]))
+    };
+    assert_eq!(classify(&pth), classify(st.to_str().unwrap()));
+    let out = infer(&["convert", &pth, dir.join("m.onnx").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown output format"),
         "{}",
         stderr(&out)
     );
