@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use alexnet_model::checkpoint::load_model;
 use alexnet_model::labels::Labels;
 use alexnet_model::AlexNet;
 use alexnet_train::backend::{dispatch, BackendJob};
@@ -12,7 +11,9 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use serde::Serialize;
 
-use crate::inputs::{collect_images, prepare_views, progress, stack, PreprocessArgs, WeightArgs};
+use crate::inputs::{
+    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, WeightArgs,
+};
 use crate::Format;
 
 #[derive(Args, Debug)]
@@ -119,13 +120,7 @@ impl BackendJob for Classify<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
         let args = self.args;
-        let backend = args.weights.backend()?;
-        let model = load_model::<B>(
-            &args.weights.weights,
-            args.weights.variant,
-            backend.max_param_bytes(),
-            &device,
-        )?;
+        let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();
         let labels = labels_for(args.labels.as_ref(), config.num_classes)?;
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
@@ -134,20 +129,8 @@ impl BackendJob for Classify<'_> {
         let mut failed = 0;
         for batch in self.images.chunks(args.batch_size) {
             let prepared = prepare_views(batch, &preprocessing, args.ten_crop);
-            let mut ok_paths = Vec::new();
-            let mut views = Vec::new();
-            for (path, result) in batch.iter().zip(prepared) {
-                match result {
-                    Ok(v) => {
-                        ok_paths.push(path);
-                        views.extend(v);
-                    }
-                    Err(err) => {
-                        bar.suspend(|| eprintln!("error: {err:#}"));
-                        failed += 1;
-                    }
-                }
-            }
+            let (ok_paths, views, batch_failed) = keep_readable(batch, prepared, &bar);
+            failed += batch_failed;
             if !ok_paths.is_empty() {
                 let probs = probabilities(&model, &views, views_per_image, &device)?;
                 bar.suspend(|| print_results(&ok_paths, &probs, args, labels.as_ref()))?;

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alexnet_model::checkpoint::load_model;
 use alexnet_model::FeatureLayer;
 use alexnet_train::backend::{dispatch, BackendJob};
 use anyhow::{bail, Context, Result};
@@ -12,7 +11,9 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::inputs::{collect_images, prepare_views, progress, stack, PreprocessArgs, WeightArgs};
+use crate::inputs::{
+    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, WeightArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
@@ -55,33 +56,15 @@ impl BackendJob for Embed<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Embedded> {
         let args = self.args;
-        let backend = args.weights.backend()?;
-        let model = load_model::<B>(
-            &args.weights.weights,
-            args.weights.variant,
-            backend.max_param_bytes(),
-            &device,
-        )?;
+        let model = args.weights.load::<B>(&device)?;
         let preprocessing = args.preprocess.preprocessing(model.config().variant)?;
         let (mut paths, mut features, mut width, mut failed) = (vec![], vec![], 0, 0);
         let bar = progress(self.images.len(), "embedding");
         for batch in self.images.chunks(args.batch_size) {
-            let mut views = Vec::new();
-            for (path, result) in batch
-                .iter()
-                .zip(prepare_views(batch, &preprocessing, false))
-            {
-                match result {
-                    Ok(v) => {
-                        views.extend(v);
-                        paths.push(path.display().to_string());
-                    }
-                    Err(err) => {
-                        bar.suspend(|| eprintln!("error: {err:#}"));
-                        failed += 1;
-                    }
-                }
-            }
+            let prepared = prepare_views(batch, &preprocessing, false);
+            let (kept, views, batch_failed) = keep_readable(batch, prepared, &bar);
+            failed += batch_failed;
+            paths.extend(kept.iter().map(|p| p.display().to_string()));
             if !views.is_empty() {
                 let out = model.embed(stack::<B>(&views, &device), args.layer)?;
                 width = out.dims()[1];

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_model::checkpoint::load_model;
 use alexnet_model::labels::Labels;
 use alexnet_train::backend::{dispatch, BackendJob};
 use alexnet_train::data::cifar::{self, CifarKind};
@@ -13,7 +12,9 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::classify::{labels_for, probabilities};
-use crate::inputs::{is_image_name, prepare_with, progress, PreprocessArgs, WeightArgs};
+use crate::inputs::{
+    is_image_name, keep_readable, prepare_with, progress, PreprocessArgs, WeightArgs,
+};
 use crate::Format;
 
 #[derive(Args, Debug)]
@@ -128,13 +129,7 @@ impl BackendJob for Eval<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalReport> {
         let args = self.args;
-        let backend = args.weights.backend()?;
-        let model = load_model::<B>(
-            &args.weights.weights,
-            args.weights.variant,
-            backend.max_param_bytes(),
-            &device,
-        )?;
+        let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();
         let cifar_meta = args.data.join("batches.meta.txt");
         let labels_path = args
@@ -160,20 +155,9 @@ impl BackendJob for Eval<'_> {
         let bar = progress(examples.len(), "evaluating");
         for batch in examples.chunks(args.batch_size) {
             let prepared = prepare_with(batch, |(e, _)| e.image(), &preprocessing, args.ten_crop);
-            let mut views = Vec::new();
-            let mut targets = Vec::new();
-            for ((_, class), result) in batch.iter().zip(prepared) {
-                match result {
-                    Ok(v) => {
-                        views.extend(v);
-                        targets.push(*class);
-                    }
-                    Err(err) => {
-                        bar.suspend(|| eprintln!("error: {err:#}"));
-                        failed += 1;
-                    }
-                }
-            }
+            let (kept, views, batch_failed) = keep_readable(batch, prepared, &bar);
+            failed += batch_failed;
+            let targets: Vec<usize> = kept.iter().map(|(_, class)| *class).collect();
             if !targets.is_empty() {
                 let probs = probabilities(&model, &views, views_per_image, &device)?;
                 for (row, &target) in probs.iter().zip(&targets) {

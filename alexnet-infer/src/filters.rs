@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use alexnet_model::checkpoint::load_model;
 use alexnet_model::weights::HostTensor;
 use alexnet_train::backend::{dispatch, BackendJob};
 use anyhow::{Context, Result};
@@ -75,8 +74,7 @@ impl BackendJob for Filters<'_> {
     type Output = HostTensor;
 
     fn run<B: Backend>(self, device: B::Device) -> Result<HostTensor> {
-        let args = &self.args.weights;
-        let model = load_model::<B>(&args.weights, args.variant, None, &device)?;
+        let model = self.args.weights.load::<B>(&device)?;
         Ok(HostTensor::from_tensor(model.conv1.weight.val()))
     }
 }

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use alexnet_model::checkpoint::load_model;
 use alexnet_model::preprocess::{load_rgb, Preprocessing};
 use alexnet_model::weights::HostTensor;
+use alexnet_model::AlexNet;
 use alexnet_model::Variant;
 use alexnet_train::backend::BackendKind;
 use anyhow::{bail, Result};
@@ -36,6 +38,12 @@ impl WeightArgs {
             Some(kind) => Ok(kind),
             None => BackendKind::default_kind(),
         }
+    }
+
+    /// Loads the weights into a model on `B`, within the chosen backend's buffer limit.
+    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>> {
+        let limit = self.backend()?.max_param_bytes();
+        Ok(load_model::<B>(&self.weights, self.variant, limit, device)?)
     }
 }
 
@@ -182,6 +190,29 @@ pub fn prepare_with<T: Sync>(
             .flat_map(|h| h.join().expect("preprocessing worker"))
             .collect()
     })
+}
+
+/// Splits prepared results into the items that worked and all their views; each failure is
+/// printed (above the progress bar) and counted.
+pub fn keep_readable<'a, T>(
+    items: &'a [T],
+    prepared: Vec<Result<Vec<HostTensor>>>,
+    bar: &indicatif::ProgressBar,
+) -> (Vec<&'a T>, Vec<HostTensor>, usize) {
+    let (mut kept, mut views, mut failed) = (Vec::new(), Vec::new(), 0);
+    for (item, result) in items.iter().zip(prepared) {
+        match result {
+            Ok(v) => {
+                kept.push(item);
+                views.extend(v);
+            }
+            Err(err) => {
+                bar.suspend(|| eprintln!("error: {err:#}"));
+                failed += 1;
+            }
+        }
+    }
+    (kept, views, failed)
 }
 
 /// Stacks `[3, H, W]` views into one `[N, 3, H, W]` tensor.

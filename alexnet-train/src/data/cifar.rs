@@ -95,7 +95,7 @@ pub fn parse_records(bytes: &[u8], kind: CifarKind, name: &str) -> Result<Vec<Ci
     if bytes.is_empty() {
         bail!("{name}: empty file, expected {record}-byte CIFAR records");
     }
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         bail!(
             "{name}: truncated or malformed: record {} is partial ({} of {record} bytes)",
             bytes.len() / record,
