@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use alexnet_model::checkpoint::load_model;
-use alexnet_model::preprocess::{load_rgb, Preprocessing};
+use alexnet_model::preprocess::{load_rgb, Preprocessing, CIFAR_MEAN, CIFAR_STD};
 use alexnet_model::weights::HostTensor;
 use alexnet_model::AlexNet;
 use alexnet_model::Variant;
 use alexnet_train::backend::BackendKind;
+use alexnet_train::cli::parse_triple;
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -64,11 +65,6 @@ pub struct PreprocessArgs {
     pub std: Option<[f32; 3]>,
 }
 
-/// CIFAR-10's channel statistics, the cifar variant's default normalisation.
-pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
-/// CIFAR-10's channel standard deviations.
-pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
-
 impl PreprocessArgs {
     /// The transform for a model of `variant`: flags override the variant's defaults.
     pub fn preprocessing(&self, variant: Variant) -> Result<Preprocessing> {
@@ -86,17 +82,6 @@ impl PreprocessArgs {
         p.validate()?;
         Ok(p)
     }
-}
-
-fn parse_triple(text: &str) -> Result<[f32; 3], String> {
-    let values: Vec<f32> = text
-        .split(',')
-        .map(|v| v.trim().parse::<f32>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("expected three numbers `R,G,B`: {e}"))?;
-    values
-        .try_into()
-        .map_err(|v: Vec<f32>| format!("expected three numbers `R,G,B`, got {}", v.len()))
 }
 
 /// File extensions looked at inside folders (files named explicitly are always tried).
@@ -242,13 +227,6 @@ pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn triples_parse() {
-        assert_eq!(parse_triple("0.5, 0.25,1").unwrap(), [0.5, 0.25, 1.0]);
-        assert!(parse_triple("0.5,0.25").is_err());
-        assert!(parse_triple("a,b,c").is_err());
-    }
 
     #[test]
     fn image_names() {

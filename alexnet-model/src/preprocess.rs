@@ -29,6 +29,12 @@ use std::path::Path;
 use image::{DynamicImage, ImageReader, RgbImage};
 
 use crate::error::AlexNetError;
+
+/// CIFAR-10's per-channel mean (R, G, B): the cifar variant's normalisation, in training and
+/// inference alike.
+pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+/// CIFAR-10's per-channel standard deviation.
+pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 use crate::weights::HostTensor;
 
 /// torchvision's inference transform, with each step configurable.
@@ -233,7 +239,7 @@ impl Preprocessing {
 }
 
 /// The `size × size` window at (`top`, `left`); pixels outside the image are black.
-fn crop(img: &RgbImage, top: i64, left: i64, size: usize) -> RgbImage {
+pub fn crop(img: &RgbImage, top: i64, left: i64, size: usize) -> RgbImage {
     let (w, h) = (img.width() as i64, img.height() as i64);
     RgbImage::from_fn(size as u32, size as u32, |x, y| {
         let (sx, sy) = (left + x as i64, top + y as i64);

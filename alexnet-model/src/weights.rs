@@ -211,7 +211,7 @@ impl<B: Backend> AlexNet<B> {
             if i < 5 {
                 let conv = self.conv_mut(i);
                 let weight = take(&mut dict, &format!("{prefix}.weight"), &conv.weight.dims())?;
-                conv.weight = conv.weight.clone().map(|_| weight.to_tensor(&device));
+                conv.weight = replace(conv.weight.clone(), &weight, &device);
                 load_bias(&mut conv.bias, &mut dict, prefix, &device)?;
             } else {
                 let fc = self.fc_mut(i - 5);
@@ -221,9 +221,9 @@ impl<B: Backend> AlexNet<B> {
                 let rows = outputs / fc.parts.len();
                 for (k, part) in fc.parts.iter_mut().enumerate() {
                     let weight = transpose(&weight.rows(k * rows, rows));
-                    part.weight = part.weight.clone().map(|_| weight.to_tensor(&device));
+                    part.weight = replace(part.weight.clone(), &weight, &device);
                     let bias = bias.rows(k * rows, rows);
-                    part.bias = part.bias.take().map(|b| b.map(|_| bias.to_tensor(&device)));
+                    part.bias = part.bias.take().map(|b| replace(b, &bias, &device));
                 }
             }
         }
@@ -302,6 +302,19 @@ impl<B: Backend> AlexNet<B> {
     }
 }
 
+/// A parameter with new values, keeping its id and whether it requires gradients (so that a
+/// model loaded on an autodiff backend still trains).
+fn replace<B: Backend, const D: usize>(
+    param: Param<Tensor<B, D>>,
+    values: &HostTensor,
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    param.map(|old| {
+        let trainable = old.is_require_grad();
+        values.to_tensor(device).set_require_grad(trainable)
+    })
+}
+
 fn load_bias<B: Backend>(
     bias: &mut Option<Param<Tensor<B, 1>>>,
     dict: &mut StateDict,
@@ -310,7 +323,7 @@ fn load_bias<B: Backend>(
 ) -> Result<(), AlexNetError> {
     if let Some(param) = bias.take() {
         let values = take(dict, &format!("{prefix}.bias"), &param.dims())?;
-        *bias = Some(param.map(|_| values.to_tensor(device)));
+        *bias = Some(replace(param, &values, device));
     }
     Ok(())
 }

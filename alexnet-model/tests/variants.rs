@@ -421,3 +421,21 @@ fn full_size_fc6_splits_under_the_webgpu_limit() {
         "{err}"
     );
 }
+
+/// Loading weights into a model on an autodiff backend keeps its parameters trainable.
+#[test]
+fn loaded_parameters_still_require_gradients() {
+    type AD = burn::backend::Autodiff<NdArray>;
+    let config = narrow(AlexNetConfig::cifar(10));
+    let dict = model(&config).state_dict(KeyLayout::Sequential);
+    let fresh: AlexNet<AD> = config.init(&Default::default()).unwrap();
+    assert!(fresh.conv1.weight.val().is_require_grad());
+    let loaded = fresh.load_state_dict(&dict, KeyLayout::Sequential).unwrap();
+    assert!(loaded.conv1.weight.val().is_require_grad());
+    assert!(loaded.fc6.parts[0]
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .is_require_grad());
+}

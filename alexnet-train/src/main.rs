@@ -1,11 +1,37 @@
-//! `alexnet-train`: training CLI. Not written yet — the training loop, datasets and
-//! augmentation are the subject of the training issue; this binary only reports that.
+//! `alexnet-train`: trains AlexNet; see `alexnet-train --help` and [`alexnet_train::cli`].
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "error: alexnet-train is not implemented yet (see the training issue); use alexnet-infer"
-    );
-    ExitCode::FAILURE
+    let args = match alexnet_train::cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // clap adds usage lines; keep the one that says what is wrong.
+            let text = err.render().to_string();
+            let line = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{line}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match alexnet_train::cli::run(args) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the error and its causes, joined.
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }

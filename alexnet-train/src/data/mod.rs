@@ -1,3 +1,9 @@
 //! Datasets shared by training and evaluation.
 
+pub mod augment;
 pub mod cifar;
+pub mod folder;
+pub mod loader;
+pub mod rng;
+pub mod sample;
+pub mod source;

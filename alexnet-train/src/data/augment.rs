@@ -1,0 +1,360 @@
+//! Training augmentation and evaluation views, deterministic under a seed.
+//!
+//! One pipeline serves every dataset and variant:
+//!
+//! 1. resize the shorter side to `resize` (torchvision's `Resize`, Pillow-exact, from
+//!    [`alexnet_model::preprocess`]; a no-op when the image already has that side — CIFAR);
+//! 2. training: zero-pad by `pad` pixels and take a random `crop × crop` window (CIFAR:
+//!    `RandomCrop(32, padding=4)`; ImageNet: a random 224 crop of the 256 image, the paper's
+//!    "random 224×224 patches"), then mirror with probability ½ (`RandomHorizontalFlip`);
+//!    evaluation: the center crop (torchvision's `CenterCrop` offsets), no flip;
+//! 3. scale to `[0, 1]`;
+//! 4. training only, when `lighting > 0`: the paper's PCA colour augmentation ("fancy PCA"):
+//!    add `Σᵢ pᵢ·αᵢ·λᵢ` to every pixel, `αᵢ ~ N(0, lighting)` drawn once per image, with the
+//!    ImageNet RGB eigenvectors `pᵢ` and eigenvalues `λᵢ` (values of fb.resnet.torch, on the
+//!    `[0, 1]` scale);
+//! 5. normalise with the per-channel mean and standard deviation.
+//!
+//! The random choices for one image come from a generator the caller seeds with
+//! `(seed, epoch, image index)`, so the result does not depend on threads or batch order.
+
+use alexnet_model::preprocess::Preprocessing;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::rng::Rng;
+
+pub use alexnet_model::preprocess::{crop, CIFAR_MEAN, CIFAR_STD};
+/// ImageNet's per-channel mean (torchvision).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation (torchvision).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Eigenvalues of the covariance of ImageNet's RGB pixels (`[0, 1]` scale).
+pub const PCA_EIGVAL: [f32; 3] = [0.2175, 0.0188, 0.0045];
+/// The matching eigenvectors, one per column (`PCA_EIGVEC[channel][component]`).
+pub const PCA_EIGVEC: [[f32; 3]; 3] = [
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+];
+
+/// The preprocessing and augmentation of one run (stored in `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transform {
+    /// Shorter side after resizing.
+    pub resize: usize,
+    /// Side of the network input.
+    pub crop: usize,
+    /// Zero padding around the resized image before the random crop (training).
+    pub pad: usize,
+    /// Random horizontal mirroring (training).
+    pub flip: bool,
+    /// Standard deviation of the PCA lighting coefficients (training); 0 turns it off.
+    pub lighting: f32,
+    /// Per-channel mean subtracted after scaling to `[0, 1]`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f32; 3],
+}
+
+impl Transform {
+    /// CIFAR: 32×32, 4-pixel zero padding, flip, CIFAR-10 statistics, no lighting.
+    pub fn cifar() -> Self {
+        Self {
+            resize: 32,
+            crop: 32,
+            pad: 4,
+            flip: true,
+            lighting: 0.0,
+            mean: CIFAR_MEAN,
+            std: CIFAR_STD,
+        }
+    }
+
+    /// ImageNet as in the paper: random 224 crops of the 256 image, flip, PCA lighting 0.1,
+    /// torchvision's statistics.
+    pub fn imagenet() -> Self {
+        Self {
+            resize: 256,
+            crop: 224,
+            pad: 0,
+            flip: true,
+            lighting: 0.1,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+
+    /// Checks user-supplied values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.preprocessing().validate()?;
+        if !(self.lighting.is_finite() && self.lighting >= 0.0) {
+            anyhow::bail!(
+                "lighting must be a non-negative number, got {}",
+                self.lighting
+            );
+        }
+        Ok(())
+    }
+
+    fn preprocessing(&self) -> Preprocessing {
+        Preprocessing {
+            resize: self.resize,
+            crop: self.crop,
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+
+    /// The evaluation view: resize, center crop, normalise. `[3, crop, crop]` values, CHW.
+    pub fn eval(&self, img: &RgbImage) -> Vec<f32> {
+        let pre = self.preprocessing();
+        pre.normalize(&pre.center_crop(&pre.resize_shorter(img)))
+            .values
+    }
+
+    /// A training view drawn with `rng`. `[3, crop, crop]` values, CHW.
+    pub fn train(&self, img: &RgbImage, rng: &mut Rng) -> Vec<f32> {
+        let pre = self.preprocessing();
+        let resized = pre.resize_shorter(img);
+        let (w, h) = (resized.width() as usize, resized.height() as usize);
+        // Offsets of the crop in the padded image; a side shorter than the crop (impossible
+        // after validate, but harmless) is centred.
+        let pick = |rng: &mut Rng, size: usize| {
+            let span = size + 2 * self.pad;
+            let offset = if span > self.crop {
+                rng.below(span - self.crop + 1) as i64
+            } else {
+                -(((self.crop - span) / 2) as i64)
+            };
+            offset - self.pad as i64
+        };
+        let top = pick(rng, h);
+        let left = pick(rng, w);
+        let mut view = crop(&resized, top, left, self.crop);
+        if self.flip && rng.coin() {
+            view = hflip(&view);
+        }
+        let mut values = scale(&view);
+        if self.lighting > 0.0 {
+            let alpha: [f32; 3] = std::array::from_fn(|_| rng.normal() as f32 * self.lighting);
+            add_lighting(&mut values, lighting_shift(alpha));
+        }
+        normalize(&mut values, self.mean, self.std);
+        values
+    }
+}
+
+/// The mirror image (left ↔ right).
+pub fn hflip(img: &RgbImage) -> RgbImage {
+    image::imageops::flip_horizontal(img)
+}
+
+/// `[3, H, W]` values in `[0, 1]`, CHW.
+pub fn scale(img: &RgbImage) -> Vec<f32> {
+    let raw = img.as_raw();
+    (0..3)
+        .flat_map(|c| raw[c..].iter().step_by(3).map(|&v| v as f32 / 255.0))
+        .collect()
+}
+
+/// `(x - mean[c]) / std[c]` on CHW values, in place.
+pub fn normalize(values: &mut [f32], mean: [f32; 3], std: [f32; 3]) {
+    let plane = values.len() / 3;
+    for (c, chunk) in values.chunks_mut(plane).enumerate() {
+        for v in chunk {
+            *v = (*v - mean[c]) / std[c];
+        }
+    }
+}
+
+/// The RGB shift of the PCA lighting noise for coefficients `alpha`: `Σᵢ pᵢ·αᵢ·λᵢ`.
+pub fn lighting_shift(alpha: [f32; 3]) -> [f32; 3] {
+    std::array::from_fn(|c| {
+        (0..3)
+            .map(|i| PCA_EIGVEC[c][i] * alpha[i] * PCA_EIGVAL[i])
+            .sum()
+    })
+}
+
+/// Adds a per-channel shift to CHW values.
+pub fn add_lighting(values: &mut [f32], shift: [f32; 3]) {
+    let plane = values.len() / 3;
+    for (c, chunk) in values.chunks_mut(plane).enumerate() {
+        for v in chunk {
+            *v += shift[c];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 32×32 image whose pixel (x, y) is (x, y, x + y) — every position distinguishable.
+    fn ramp(side: u32) -> RgbImage {
+        RgbImage::from_fn(side, side, |x, y| {
+            image::Rgb([x as u8, y as u8, (x + y) as u8])
+        })
+    }
+
+    fn unnormalize(t: &Transform, values: &[f32]) -> Vec<u8> {
+        let plane = values.len() / 3;
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let c = i / plane;
+                ((v * t.std[c] + t.mean[c]) * 255.0).round() as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn eval_is_the_plain_normalised_image() {
+        let t = Transform::cifar();
+        let img = ramp(32);
+        let values = t.eval(&img);
+        assert_eq!(values.len(), 3 * 32 * 32);
+        // Pixel (x=5, y=7), red plane: (5/255 - mean) / std.
+        let expected = (5.0 / 255.0 - CIFAR_MEAN[0]) / CIFAR_STD[0];
+        assert!((values[7 * 32 + 5] - expected).abs() < 1e-6);
+        let expected = (12.0 / 255.0 - CIFAR_MEAN[2]) / CIFAR_STD[2];
+        assert!((values[2 * 1024 + 7 * 32 + 5] - expected).abs() < 1e-6);
+        // Deterministic and independent of any generator.
+        assert_eq!(values, t.eval(&img));
+    }
+
+    #[test]
+    fn cifar_crop_is_a_shifted_window_with_zero_padding() {
+        let t = Transform {
+            flip: false,
+            ..Transform::cifar()
+        };
+        let img = ramp(32);
+        let mut offsets = std::collections::HashSet::new();
+        for seed in 0..400 {
+            let values = t.train(&img, &mut Rng::new(seed));
+            assert_eq!(values.len(), 3 * 32 * 32);
+            let px = unnormalize(&t, &values);
+            // Find the shift from any in-image pixel: the window is the image moved by
+            // (dx, dy) in -4..=4, everything outside the image is black.
+            let (mut dx, mut dy) = (None, None);
+            for y in 0..32usize {
+                for x in 0..32usize {
+                    let (r, g, b) = (px[y * 32 + x], px[1024 + y * 32 + x], px[2048 + y * 32 + x]);
+                    if b != 0 || r != 0 || g != 0 {
+                        dx.get_or_insert(r as i64 - x as i64);
+                        dy.get_or_insert(g as i64 - y as i64);
+                    }
+                }
+            }
+            let (dx, dy) = (dx.unwrap(), dy.unwrap());
+            assert!((-4..=4).contains(&dx) && (-4..=4).contains(&dy));
+            for y in 0..32i64 {
+                for x in 0..32i64 {
+                    let (sx, sy) = (x + dx, y + dy);
+                    let i = (y * 32 + x) as usize;
+                    let got = [px[i], px[1024 + i], px[2048 + i]];
+                    let want = if (0..32).contains(&sx) && (0..32).contains(&sy) {
+                        [sx as u8, sy as u8, (sx + sy) as u8]
+                    } else {
+                        [0, 0, 0]
+                    };
+                    assert_eq!(got, want, "seed {seed} at ({x}, {y}), shift ({dx}, {dy})");
+                }
+            }
+            offsets.insert((dx, dy));
+        }
+        // All 81 shifts are reachable, including the extremes.
+        assert_eq!(offsets.len(), 81);
+    }
+
+    #[test]
+    fn flip_mirrors_about_half_the_time_and_only_mirrors() {
+        let t = Transform {
+            pad: 0,
+            ..Transform::cifar()
+        };
+        let img = ramp(32);
+        let plain = t.eval(&img);
+        let mirrored = t.eval(&hflip(&img));
+        let mut flips = 0;
+        for seed in 0..1000 {
+            let values = t.train(&img, &mut Rng::new(seed));
+            if values == mirrored {
+                flips += 1;
+            } else {
+                assert_eq!(
+                    values, plain,
+                    "seed {seed}: neither the image nor its mirror"
+                );
+            }
+        }
+        assert!((400..600).contains(&flips), "{flips} flips in 1000");
+        // Mirroring twice is the identity.
+        assert_eq!(hflip(&hflip(&img)), img);
+    }
+
+    #[test]
+    fn same_generator_same_view() {
+        let t = Transform::cifar();
+        let img = ramp(32);
+        assert_eq!(
+            t.train(&img, &mut Rng::new(9)),
+            t.train(&img, &mut Rng::new(9))
+        );
+        let differ = (0..20)
+            .any(|s| t.train(&img, &mut Rng::new(s)) != t.train(&img, &mut Rng::new(s + 100)));
+        assert!(differ);
+    }
+
+    #[test]
+    fn imagenet_crops_224_of_the_resized_image_and_lighting_shifts_channels() {
+        let t = Transform {
+            lighting: 0.0,
+            ..Transform::imagenet()
+        };
+        let img = RgbImage::from_fn(300, 256, |x, y| image::Rgb([(x % 256) as u8, y as u8, 9]));
+        let values = t.train(&img, &mut Rng::new(3));
+        assert_eq!(values.len(), 3 * 224 * 224);
+        assert_eq!(t.eval(&img).len(), 3 * 224 * 224);
+
+        // Lighting adds one constant per channel, the same to every pixel.
+        let lit = Transform {
+            lighting: 0.1,
+            ..t.clone()
+        };
+        let a = t.train(&img, &mut Rng::new(3));
+        let b = lit.train(&img, &mut Rng::new(3));
+        let plane = 224 * 224;
+        for c in 0..3 {
+            let d0 = (b[c * plane] - a[c * plane]) * t.std[c];
+            for i in (0..plane).step_by(997) {
+                let d = (b[c * plane + i] - a[c * plane + i]) * t.std[c];
+                assert!((d - d0).abs() < 1e-5);
+            }
+        }
+        // The shift is the eigen-decomposition's: along eigenvector 0 for alpha = (1, 0, 0).
+        let shift = lighting_shift([1.0, 0.0, 0.0]);
+        for c in 0..3 {
+            assert!((shift[c] - PCA_EIGVEC[c][0] * PCA_EIGVAL[0]).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn bad_transforms_are_rejected() {
+        let t = Transform {
+            crop: 40,
+            ..Transform::cifar()
+        };
+        assert!(t.validate().is_err());
+        let t = Transform {
+            lighting: -1.0,
+            ..Transform::cifar()
+        };
+        assert!(t.validate().is_err());
+        assert!(Transform::cifar().validate().is_ok());
+    }
+}

@@ -1,0 +1,173 @@
+//! Image-folder datasets: `ROOT/train/<class>/<image>` and `ROOT/val/<class>/<image>`
+//! (ImageNet's layout, torchvision's `ImageFolder`). Without `val/`, a seeded, per-class
+//! fraction of the training images is held out (`--val-split`). Classes are the training
+//! sub-folders in sorted order; files are found by extension and decoded on the loader's
+//! threads — a corrupt file is an error naming it, not a panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use super::rng::{mix, Rng};
+use super::source::{Files, Splits};
+
+/// File extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif",
+];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("cannot read directory {}", dir.display()))?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Class sub-folders of `dir`, sorted by name.
+fn class_dirs(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    let mut classes = BTreeMap::new();
+    for path in sorted_entries(dir)? {
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            classes.insert(name, path);
+        }
+    }
+    Ok(classes)
+}
+
+/// The images of one split given the class list.
+fn split_items(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, usize)>> {
+    let mut items = Vec::new();
+    for (name, path) in class_dirs(dir)? {
+        let Some(label) = classes.iter().position(|c| *c == name) else {
+            bail!(
+                "{}: class folder `{name}` is not among the training classes",
+                dir.display()
+            );
+        };
+        for file in sorted_entries(&path)? {
+            if file.is_file() && is_image(&file) {
+                items.push((file, label));
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Reads `root`. `val_split` is the held-out fraction when there is no `val/` folder.
+pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
+    if !root.is_dir() {
+        bail!("{}: not a directory", root.display());
+    }
+    let train_dir = root.join("train");
+    if !train_dir.is_dir() {
+        bail!(
+            "{}: no train/ folder (expected train/<class>/<image> and optionally val/<class>/<image>)",
+            root.display()
+        );
+    }
+    let classes: Vec<String> = class_dirs(&train_dir)?.into_keys().collect();
+    if classes.is_empty() {
+        bail!("{}: no class sub-folders", train_dir.display());
+    }
+    let mut train = split_items(&train_dir, &classes)?;
+    for (label, name) in classes.iter().enumerate() {
+        if !train.iter().any(|(_, l)| *l == label) {
+            bail!(
+                "{}: class folder `{name}` holds no images ({})",
+                train_dir.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            );
+        }
+    }
+    let val_dir = root.join("val");
+    let (val, how) = if val_dir.is_dir() {
+        let val = split_items(&val_dir, &classes)?;
+        (val, "val/".to_string())
+    } else {
+        if !(val_split > 0.0 && val_split < 1.0) {
+            bail!(
+                "{}: no val/ folder; give --val-split F (0 < F < 1) to hold out a fraction of train/",
+                root.display()
+            );
+        }
+        let (kept, held) = hold_out(train, classes.len(), val_split, seed);
+        train = kept;
+        (
+            held,
+            format!("{:.0}% of train/ held out", val_split * 100.0),
+        )
+    };
+    if val.is_empty() {
+        bail!("{}: the validation split is empty", root.display());
+    }
+    Ok(Splits {
+        description: format!(
+            "image folder {} ({} classes, {} training images, validation: {how}, {} images)",
+            root.display(),
+            classes.len(),
+            train.len(),
+            val.len()
+        ),
+        train: Arc::new(Files::new(train)),
+        val: Arc::new(Files::new(val)),
+        classes,
+    })
+}
+
+/// Splits per class: of each class's `n` images, `round(n·fraction)` (at least one when the
+/// class has two or more) are drawn at random under `seed` for validation.
+type Items = Vec<(PathBuf, usize)>;
+
+fn hold_out(items: Items, classes: usize, fraction: f64, seed: u64) -> (Items, Items) {
+    let mut by_class: Vec<Items> = vec![Vec::new(); classes];
+    for item in items {
+        by_class[item.1].push(item);
+    }
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for (label, mut group) in by_class.into_iter().enumerate() {
+        Rng::new(mix(seed, 0x5E11D, label as u64)).shuffle(&mut group);
+        let n = group.len();
+        let mut k = (n as f64 * fraction).round() as usize;
+        if n >= 2 {
+            k = k.clamp(1, n - 1);
+        } else {
+            k = 0;
+        }
+        held.extend(group.drain(..k));
+        kept.extend(group);
+    }
+    kept.sort();
+    held.sort();
+    (kept, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_out_is_per_class_and_seeded() {
+        let items: Items = (0..30)
+            .map(|i| (PathBuf::from(format!("{i:02}.png")), i % 3))
+            .collect();
+        let (kept, held) = hold_out(items.clone(), 3, 0.2, 1);
+        assert_eq!((kept.len(), held.len()), (24, 6));
+        for c in 0..3 {
+            assert_eq!(held.iter().filter(|(_, l)| *l == c).count(), 2);
+        }
+        assert_eq!(hold_out(items.clone(), 3, 0.2, 1).1, held);
+        assert_ne!(hold_out(items, 3, 0.2, 2).1, held);
+    }
+}

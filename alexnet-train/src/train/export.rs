@@ -1,0 +1,64 @@
+//! The trained model as files: safetensors with PyTorch key names (`KeyLayout::Sequential`,
+//! loadable by `alexnet-infer` and by `model.load_state_dict` in PyTorch) and Burn's
+//! Burnpack format, both written by `alexnet_model::checkpoint`; and initial weights for
+//! fine-tuning.
+
+use std::path::Path;
+
+use alexnet_model::checkpoint::{save_model, WeightFormat};
+use alexnet_model::weights::{read_safetensors, KeyLayout, StateDict};
+use alexnet_model::AlexNet;
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+
+/// Writes `model` as safetensors (`KeyLayout::Sequential`, PyTorch layout, the network's
+/// configuration in the metadata so `alexnet-infer` rebuilds any widths) — via
+/// [`alexnet_model::checkpoint::save_model`], the one writer of the project.
+pub fn save_safetensors<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
+    save_model(model, path, WeightFormat::Safetensors)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `model` in Burn's Burnpack format (`.bpk`, read by `alexnet-infer`).
+pub fn save_burn<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
+    save_model(model, path, WeightFormat::Burn)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Loads initial weights for fine-tuning from a safetensors file (PyTorch key names, either
+/// layout). When fc8's class count differs from the model's, fc8 keeps its fresh
+/// initialisation and every other layer is loaded; anything else that does not fit is an
+/// error naming the key.
+pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexNet<B>, bool)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut dict, _) = read_safetensors(&bytes).with_context(|| format!("{}", path.display()))?;
+    let layout = if dict.keys().any(|k| k.starts_with("features.")) {
+        KeyLayout::Sequential
+    } else {
+        KeyLayout::Caffe
+    };
+    let fc8 = alexnet_model::weights::key_prefixes(model.config(), layout)[7].clone();
+    let classes = model.config().num_classes;
+    let mut replaced = false;
+    let weight_key = format!("{fc8}.weight");
+    let Some(weight) = dict.get(&weight_key) else {
+        bail!("{}: no `{weight_key}` tensor", path.display());
+    };
+    if weight.shape.first() != Some(&classes) {
+        let fresh: StateDict = model.state_dict(layout);
+        for suffix in ["weight", "bias"] {
+            let key = format!("{fc8}.{suffix}");
+            dict.insert(key.clone(), fresh[&key].clone());
+        }
+        replaced = true;
+    }
+    let loaded = model
+        .clone()
+        .load_state_dict(&dict, layout)
+        .with_context(|| format!("{}", path.display()))?;
+    // `load_state_dict` builds plain tensors, which on an autodiff backend no longer require
+    // gradients (they would never train). Going through Burn's record keeps the fresh model's
+    // autodiff settings (`Param::transform_for_load`).
+    Ok((model.load_record(loaded.into_record()), replaced))
+}

@@ -1,0 +1,410 @@
+//! The training loop.
+//!
+//! **Why not burn-train's `Learner`.** Burn 0.21's `Learner` (`burn-train/src/learner`) would
+//! give checkpointing, metrics and a TUI, but this project needs things it does not offer or
+//! makes awkward: (1) a reduce-on-plateau schedule driven by the *validation* loss — Burn's
+//! `LrScheduler::step()` is called once per iteration with no access to metrics; (2) exact
+//! resumption — the `Learner` restores model, optimizer and scheduler but not the data
+//! order/augmentation streams, so a resumed run would see different batches; (3) `metrics.csv`
+//! and `summary.json` in a fixed format, and per-epoch images/s; (4) a model whose `forward`
+//! returns `Result` (bad input is an error, not a panic). A ~200-line loop over `Autodiff<B>`
+//! with Burn's own SGD, recorders and loss does all of this plainly, and avoids compiling
+//! burn-train (with its TUI and system-metrics crates) on every backend.
+//!
+//! Determinism: initialisation is seeded from `--seed`; each epoch re-seeds the backend
+//! generator (dropout) from `(seed, epoch)`; the data order and each image's augmentation come
+//! from `(seed, epoch[, image])` ([`crate::data::loader`]). So a run resumed from the
+//! checkpoint of epoch `k` computes epoch `k + 1` exactly as the uninterrupted run does (on
+//! the same backend and thread count).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use alexnet_model::{AlexNet, AlexNetConfig};
+use anyhow::{anyhow, bail, Context, Result};
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::checkpoint::{self, EarlyStop, TrainState};
+use super::metrics::{self, EpochMetrics, Summary, Tally};
+use super::schedule::Scheduler;
+use super::{export, plot, Outcome, RunOptions, TrainConfig};
+use crate::backend::{BackendJob, BackendKind};
+use crate::data::augment::Transform;
+use crate::data::loader::{batches, epoch_order, Batch, LoaderConfig};
+use crate::data::rng::mix;
+use crate::data::source::{ImageSource, Splits};
+
+/// Stream tags for [`mix`].
+const INIT_STREAM: u64 = 0x1417;
+const DROPOUT_STREAM: u64 = 0xD80F;
+
+/// One training invocation, run on the chosen backend by [`crate::backend::dispatch`].
+pub struct FitJob<'a> {
+    pub(super) config: &'a TrainConfig,
+    pub(super) data: &'a Splits,
+    pub(super) transform: Transform,
+    pub(super) model_config: AlexNetConfig,
+    pub(super) run_dir: &'a Path,
+    pub(super) resume: bool,
+    pub(super) options: &'a RunOptions,
+    pub(super) backend: BackendKind,
+}
+
+impl BackendJob for FitJob<'_> {
+    type Output = Outcome;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<Outcome> {
+        fit::<Autodiff<B>>(self, device)
+    }
+}
+
+/// `[n, 3, s, s]` images and `[n]` labels on `device`.
+fn to_tensors<B: Backend>(batch: Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let n = batch.len();
+    let s = batch.side;
+    let images = Tensor::from_data(TensorData::new(batch.images, [n, 3, s, s]), device);
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+    let labels = Tensor::from_data(TensorData::new(labels, [n]), device);
+    (images, labels)
+}
+
+fn host(logits: Tensor<impl Backend, 2>) -> Result<Vec<f32>> {
+    logits
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow!("cannot read logits: {e:?}"))
+}
+
+/// Mean cross-entropy of each row, on the host (validation).
+fn row_losses(logits: &[f32], labels: &[usize]) -> f64 {
+    let classes = logits.len() / labels.len().max(1);
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .map(|(row, &label)| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (v as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            lse - row[label] as f64
+        })
+        .sum::<f64>()
+        / labels.len().max(1) as f64
+}
+
+/// Validation pass: loss, top-1, top-5, and the confusion counts `[truth][guess]`.
+pub fn evaluate<B: Backend>(
+    model: &AlexNet<B>,
+    source: Arc<dyn ImageSource>,
+    transform: Arc<Transform>,
+    loader: &LoaderConfig,
+    device: &B::Device,
+) -> Result<(Tally, Vec<Vec<usize>>)> {
+    let classes = model.config().num_classes;
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut tally = Tally::default();
+    let order = (0..source.len()).collect();
+    for batch in batches(source, order, transform, loader, false, 0) {
+        let batch = batch?;
+        let labels = batch.labels.clone();
+        let (x, _) = to_tensors::<B>(batch, device);
+        let logits = host(model.forward(x)?)?;
+        tally.add(row_losses(&logits, &labels), &logits, &labels);
+        for (row, &label) in logits.chunks_exact(classes).zip(&labels) {
+            let guess = (0..classes)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                .unwrap_or(0);
+            confusion[label][guess] += 1;
+        }
+    }
+    Ok((tally, confusion))
+}
+
+fn progress(options: &RunOptions, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if options.quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ({elapsed} < {eta})",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome> {
+    let FitJob {
+        config,
+        data,
+        transform,
+        model_config,
+        run_dir,
+        resume,
+        options,
+        backend,
+    } = job;
+    let say = |line: String| {
+        if !options.quiet {
+            eprintln!("{line}");
+        }
+    };
+
+    B::seed(&device, mix(config.seed, INIT_STREAM, 0));
+    let mut model: AlexNet<B> = model_config.init(&device)?;
+    model.check_input([1, 3, transform.crop, transform.crop])?;
+    let parameters = model.num_params(); // also runs the (lazy) initialisation now
+    let momentum = MomentumConfig::new()
+        .with_momentum(config.momentum)
+        .with_dampening(0.0) // Burn's default is 0.1; PyTorch's and the paper's 0.
+        .with_nesterov(false);
+    let weight_decay =
+        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(momentum))
+        .with_weight_decay(weight_decay)
+        .init::<B, AlexNet<B>>();
+
+    let ckpt_dir = run_dir.join("checkpoints");
+    let mut state = if resume {
+        let epochs = checkpoint::complete_epochs(&ckpt_dir)?;
+        let Some(&last) = epochs.last() else {
+            bail!("{}: no checkpoint to resume from", ckpt_dir.display());
+        };
+        let (m, o, s) = checkpoint::load(&ckpt_dir, last, model, optim, &device)?;
+        model = m;
+        optim = o;
+        say(format!("resuming {} after epoch {last}", run_dir.display()));
+        s
+    } else {
+        if let Some(path) = &config.weights {
+            let (m, replaced) = export::load_initial(model, path)?;
+            model = m;
+            if replaced {
+                say(format!(
+                    "{}: fc8 re-initialised for {} classes",
+                    path.display(),
+                    data.num_classes()
+                ));
+            }
+        }
+        TrainState {
+            epoch: 0,
+            scheduler: Scheduler::new(config.schedule()?, config.lr, config.epochs),
+            early_stop: EarlyStop::default(),
+            stopped_early: false,
+            history: Vec::new(),
+        }
+    };
+    // `--epochs` may grow on resume; cosine then spans the new total.
+    state.scheduler.epochs = config.epochs;
+
+    say(format!(
+        "{}: {} training / {} validation images, {} classes; {} variant, {} parameters; backend {}; batch {}",
+        data.description,
+        data.train.len(),
+        data.val.len(),
+        data.num_classes(),
+        model_config.variant.name(),
+        parameters,
+        backend,
+        config.batch_size
+    ));
+
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let loader = LoaderConfig {
+        batch_size: config.batch_size,
+        workers: config.workers,
+        prefetch: 2,
+        seed: config.seed,
+    };
+    let transform = Arc::new(transform);
+    let mut confusion = None;
+    let mut epoch = state.epoch + 1;
+    while epoch <= config.epochs && !state.stopped_early {
+        if options.stop_after.is_some_and(|s| epoch > s) {
+            break;
+        }
+        let lr = state.scheduler.lr_for(epoch);
+        B::seed(&device, mix(config.seed, DROPOUT_STREAM, epoch as u64));
+        let start = Instant::now();
+        let order = epoch_order(data.train.len(), config.seed, epoch);
+        let pass = batches(
+            data.train.clone(),
+            order,
+            transform.clone(),
+            &loader,
+            true,
+            epoch,
+        );
+        let bar = progress(options, pass.num_batches(), epoch, config.epochs);
+        let mut tally = Tally::default();
+        for (b, batch) in pass.enumerate() {
+            let batch = batch?;
+            let labels = batch.labels.clone();
+            let (x, y) = to_tensors::<B>(batch, &device);
+            let logits = model.forward(x)?;
+            let loss = loss_fn.forward(logits.clone(), y);
+            let value: f64 = loss.clone().into_scalar().elem();
+            if !value.is_finite() {
+                bar.finish_and_clear();
+                bail!(
+                    "training diverged at epoch {epoch}, batch {} (loss {value}); try a lower --lr",
+                    b + 1
+                );
+            }
+            tally.add(value, &host(logits)?, &labels);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4} top-1 {:.1}%",
+                tally.loss(),
+                100.0 * tally.top1()
+            ));
+        }
+        bar.finish_and_clear();
+        let train_seconds = start.elapsed().as_secs_f64();
+        let inner = model.valid();
+        let (val, matrix) = evaluate(
+            &inner,
+            data.val.clone(),
+            transform.clone(),
+            &loader,
+            &device,
+        )?;
+        confusion = Some(matrix);
+        let row = EpochMetrics {
+            epoch,
+            train_loss: tally.loss(),
+            train_top1: tally.top1(),
+            val_loss: val.loss(),
+            val_top1: val.top1(),
+            val_top5: val.top5(),
+            lr,
+            seconds: start.elapsed().as_secs_f64(),
+            train_seconds,
+            train_images: tally.count,
+        };
+        say(format!(
+            "epoch {epoch}/{}: train loss {:.4} top-1 {:.2}% | val loss {:.4} top-1 {:.2}% top-5 {:.2}% | lr {:.2e} | {:.1} s, {:.0} images/s",
+            config.epochs,
+            row.train_loss,
+            100.0 * row.train_top1,
+            row.val_loss,
+            100.0 * row.val_top1,
+            100.0 * row.val_top5,
+            lr,
+            row.seconds,
+            row.train_images as f64 / train_seconds.max(1e-9)
+        ));
+        let best_so_far = state.history.iter().all(|m| row.val_top1 > m.val_top1);
+        state.history.push(row);
+        state.epoch = epoch;
+        if state.scheduler.end_epoch(val.loss()) {
+            say(format!(
+                "validation loss has not improved for {} epochs: learning rate → {:.2e}",
+                config.plateau_patience + 1,
+                state.scheduler.lr
+            ));
+        }
+        if state.early_stop.update(val.loss(), config.patience) {
+            state.stopped_early = true;
+            say(format!(
+                "early stopping: no validation-loss improvement for {} epochs",
+                state.early_stop.bad_epochs
+            ));
+        }
+        metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+        if best_so_far {
+            export::save_safetensors(&inner, &run_dir.join("model-best.safetensors"))?;
+        }
+        checkpoint::save(&ckpt_dir, &model, &optim, &state, config.keep_checkpoints)?;
+        epoch += 1;
+    }
+
+    let complete = epoch > config.epochs || state.stopped_early;
+    if state.history.is_empty() {
+        return Ok(Outcome {
+            run_dir: run_dir.to_path_buf(),
+            history: state.history,
+            summary: None,
+        });
+    }
+    metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+    let inner = model.valid();
+    let confusion = match confusion {
+        Some(c) => c,
+        // Resumed after the last epoch: recompute for the plot.
+        None => {
+            evaluate(
+                &inner,
+                data.val.clone(),
+                transform.clone(),
+                &loader,
+                &device,
+            )?
+            .1
+        }
+    };
+    plot::curves(&run_dir.join("curves.png"), &state.history).context("cannot draw curves.png")?;
+    plot::confusion(&run_dir.join("confusion.png"), &confusion)
+        .context("cannot draw confusion.png")?;
+    if !complete {
+        say(format!(
+            "stopped after epoch {}; continue with --resume {}",
+            state.epoch,
+            run_dir.display()
+        ));
+        return Ok(Outcome {
+            run_dir: run_dir.to_path_buf(),
+            history: state.history,
+            summary: None,
+        });
+    }
+    export::save_safetensors(&inner, &run_dir.join("model.safetensors"))?;
+    export::save_burn(&inner, &run_dir.join("model.bpk"))?;
+    let summary = Summary::from_history(
+        &state.history,
+        config.epochs,
+        state.stopped_early,
+        config.batch_size,
+        backend.name(),
+        parameters,
+    );
+    metrics::write_atomic(
+        &run_dir.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
+    say(format!(
+        "done: {} epochs, final val top-1 {:.2}% top-5 {:.2}%, best top-1 {:.2}% (epoch {}), {:.0} s, {:.0} training images/s → {}",
+        summary.epochs,
+        100.0 * summary.final_scores.top1,
+        100.0 * summary.final_scores.top5,
+        100.0 * summary.best.top1,
+        summary.best.epoch,
+        summary.wall_seconds,
+        summary.train_images_per_second,
+        run_dir.display()
+    ));
+    Ok(Outcome {
+        run_dir: run_dir.to_path_buf(),
+        history: state.history,
+        summary: Some(summary),
+    })
+}

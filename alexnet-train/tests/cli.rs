@@ -1,0 +1,204 @@
+//! The `alexnet-train` binary: a tiny end-to-end run, and one-line errors on bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run alexnet-train")
+}
+
+/// Asserts failure with exactly one line on stderr that mentions `needle`.
+fn fails_with(args: &[&str], cwd: &Path, needle: &str) {
+    let out = alexnet_train(args, cwd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line:\n{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: `{needle}` not in: {stderr}"
+    );
+}
+
+const TINY: [&str; 8] = [
+    "--widths",
+    "8,16,16,16,16",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--epochs",
+];
+
+#[test]
+fn trains_a_cifar_folder_end_to_end_and_resumes() {
+    let _lock = train_lock();
+    let tmp = temp_dir("cli-run");
+    cifar_folder(&tmp.join("cifar"), 48, 15);
+    let mut args = vec![
+        "--data-dir",
+        "cifar",
+        "--run-name",
+        "r",
+        "--stop-after",
+        "1",
+    ];
+    args.extend(TINY);
+    args.push("2");
+    let out = alexnet_train(&args, &tmp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = tmp.join("artifacts/r");
+    assert!(run.join("metrics.csv").is_file() && !run.join("summary.json").exists());
+
+    // Resuming may not change the training, only its length and the machinery.
+    fails_with(
+        &["--resume", "artifacts/r", "--lr", "0.5"],
+        &tmp,
+        "--lr cannot change when resuming",
+    );
+    let out = alexnet_train(&["--resume", "artifacts/r", "--quiet"], &tmp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(summary.contains("\"epochs\": 2"), "{summary}");
+
+    // The same name again is refused rather than overwritten.
+    let mut args = vec!["--data-dir", "cifar", "--run-name", "r"];
+    args.extend(TINY);
+    args.push("1");
+    fails_with(&args, &tmp, "run folder exists");
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let tmp = temp_dir("cli-errors");
+    let t = tmp.as_path();
+    fails_with(&["--dataset", "mnist"], t, "unknown dataset `mnist`");
+    fails_with(&["--variant", "vgg"], t, "unknown variant `vgg`");
+    fails_with(&["--backend", "tpu"], t, "unknown backend `tpu`");
+    fails_with(&["--epochs", "0"], t, "--epochs must be at least 1");
+    fails_with(&["--lr=-1"], t, "--lr must be a positive number");
+    fails_with(&["--schedule", "linear"], t, "unknown schedule `linear`");
+    fails_with(&["--widths", "1,2"], t, "expected five widths");
+    fails_with(&["--epochs", "many"], t, "invalid value");
+    fails_with(&["--no-such-flag"], t, "--no-such-flag");
+    fails_with(&["--crop", "40"], t, "crop 40 is larger");
+    fails_with(&["--dataset", "folder"], t, "needs --data-dir");
+    fails_with(&["--data-dir", "missing"], t, "missing: not a directory");
+    fails_with(&["--resume", "missing"], t, "no such run folder");
+
+    // Malformed CIFAR: a partial record, a label out of range, a missing test file.
+    let cifar = t.join("cifar");
+    cifar_folder(&cifar, 6, 3);
+    let mut bytes = cifar_records(2, 1);
+    bytes.truncate(3073 + 100);
+    std::fs::write(cifar.join("data_batch_1.bin"), &bytes).unwrap();
+    fails_with(&["--data-dir", "cifar"], t, "record 1 is partial");
+    let mut bytes = cifar_records(2, 1);
+    bytes[3073] = 42;
+    std::fs::write(cifar.join("data_batch_1.bin"), &bytes).unwrap();
+    fails_with(&["--data-dir", "cifar"], t, "record 1 has label 42");
+    std::fs::remove_file(cifar.join("test_batch.bin")).unwrap();
+    fails_with(&["--data-dir", "cifar"], t, "no CIFAR test file");
+
+    // Config files: unknown keys, invalid JSON.
+    std::fs::write(t.join("c.json"), r#"{"epoch": 3}"#).unwrap();
+    fails_with(&["--config", "c.json"], t, "unknown field `epoch`");
+    std::fs::write(t.join("d.json"), "{epochs: 3").unwrap();
+    fails_with(&["--config", "d.json"], t, "invalid JSON");
+
+    // Image folders: no val/ without --val-split; a corrupt image names the file.
+    let folder = t.join("imgs");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(folder.join("train").join(class)).unwrap();
+        for i in 0..3 {
+            colour_image(i % 3, i as u64)
+                .save(folder.join("train").join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let base = [
+        "--dataset",
+        "folder",
+        "--data-dir",
+        "imgs",
+        "--variant",
+        "cifar",
+        "--quiet",
+    ];
+    fails_with(&base, t, "no val/ folder");
+    std::fs::write(folder.join("train/b/broken.png"), b"not a png at all").unwrap();
+    let mut args = base.to_vec();
+    args.extend([
+        "--val-split",
+        "0.34",
+        "--widths",
+        "8,16,16,16,16",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+    ]);
+    fails_with(&args, t, "broken.png");
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn image_folder_with_val_split_trains() {
+    let _lock = train_lock();
+    let tmp = temp_dir("cli-folder");
+    let folder = tmp.join("imgs");
+    for (label, class) in ["red", "green", "blue"].iter().enumerate() {
+        std::fs::create_dir_all(folder.join("train").join(class)).unwrap();
+        for i in 0..6 {
+            colour_image(label, 100 + i)
+                .save(folder.join("train").join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let mut args = vec![
+        "--dataset",
+        "folder",
+        "--data-dir",
+        "imgs",
+        "--val-split",
+        "0.34",
+        "--run-name",
+        "f",
+    ];
+    args.extend(TINY);
+    args.push("1");
+    let out = alexnet_train(&args, &tmp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(tmp.join("artifacts/f/config.json")).unwrap();
+    assert!(
+        config.contains("\"train_images\": 12") && config.contains("\"val_images\": 6"),
+        "{config}"
+    );
+    let _ = std::fs::remove_dir_all(tmp);
+}
