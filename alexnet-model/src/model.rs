@@ -262,6 +262,18 @@ impl<B: Backend> AlexNet<B> {
         conv_params.sum::<usize>() + fc_params.iter().sum::<usize>()
     }
 
+    /// Stops conv1..conv5 from training (fine-tuning with `--freeze-features`): their
+    /// parameters no longer require gradients, so an optimizer step leaves them unchanged
+    /// (weight decay included); fc6..fc8 train as before.
+    pub fn freeze_features(mut self) -> Self {
+        self.conv1 = self.conv1.no_grad();
+        self.conv2 = self.conv2.no_grad();
+        self.conv3 = self.conv3.no_grad();
+        self.conv4 = self.conv4.no_grad();
+        self.conv5 = self.conv5.no_grad();
+        self
+    }
+
     /// Checks that `[B, C, H, W]` images fit: the channel count, and every layer's window
     /// (the error names the smallest input the network accepts).
     pub fn check_input(&self, dims: [usize; 4]) -> Result<(), AlexNetError> {

@@ -40,6 +40,21 @@ impl BackendKind {
         }
     }
 
+    /// Whether the backend runs on the CPU (one device, so no `--devices` list).
+    pub fn is_cpu(self) -> bool {
+        matches!(self, Self::Flex | Self::Ndarray)
+    }
+
+    /// Checks a `--devices` list against the backend: CPU backends have the one device 0.
+    pub fn check_devices(self, indices: &[usize]) -> Result<()> {
+        if self.is_cpu() && indices != [0] {
+            bail!(
+                "--devices {indices:?}: the {self} backend has one device (the CPU, index 0); data-parallel training needs --backend wgpu or cuda"
+            );
+        }
+        Ok(())
+    }
+
     fn compiled(self) -> bool {
         match self {
             Self::Flex => cfg!(feature = "flex"),
@@ -96,6 +111,13 @@ pub trait BackendJob {
     type Output;
     /// Runs on backend `B`'s default device.
     fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<Self::Output>;
+}
+
+/// Device `index` of backend `B`, the way Burn numbers them (`DeviceId` type 0: wgpu's
+/// `DiscreteGpu(index)`, CUDA's device `index`; CPU backends have only one).
+pub fn device_by_index<B: burn::tensor::backend::Backend>(index: usize) -> B::Device {
+    use burn::tensor::backend::{Device, DeviceId};
+    B::Device::from_id(DeviceId::new(0, index as u16))
 }
 
 /// Runs `job` on the chosen backend: the only place concrete backend types are named.

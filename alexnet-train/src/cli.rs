@@ -112,10 +112,17 @@ pub struct Args {
     /// Normalisation std `R,G,B` [default: as --mean].
     #[arg(long, value_parser = parse_triple)]
     pub std: Option<[f32; 3]>,
-    /// Initial weights (safetensors) to fine-tune; fc8 is re-initialised when the class count
-    /// differs.
+    /// Initial weights to fine-tune (.pth, .safetensors or .bpk); fc8 is re-initialised when
+    /// the class count differs.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Train only fc6..fc8, keeping conv1..conv5 as loaded (with --weights).
+    #[arg(long, default_missing_value = "true", num_args = 0..=1)]
+    pub freeze_features: Option<bool>,
+    /// Data-parallel training on these devices, e.g. `0,1,2,3` (wgpu, cuda); the first is
+    /// the main device. --batch-size stays the whole batch, split across them.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    pub devices: Option<Vec<usize>>,
     /// Parent folder of run folders [default: artifacts].
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
@@ -140,6 +147,16 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     #[serde(skip)]
     pub stop_after: Option<usize>,
+    /// Fetch the dataset into --data-dir when it is missing there (cifar10, cifar100,
+    /// cifar100-coarse): the official archive from cs.toronto.edu, MD5-checked and unpacked.
+    #[arg(long)]
+    #[serde(skip)]
+    pub download: bool,
+    /// With --download: fetch the archive from this mirror instead (the published MD5 is
+    /// still checked).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip)]
+    pub download_url: Option<String>,
     /// No progress display.
     #[arg(long, short)]
     #[serde(skip)]
@@ -183,6 +200,9 @@ impl Args {
 /// Runs the command line.
 pub fn run(args: Args) -> Result<Outcome> {
     let flags = args.given()?;
+    if args.download_url.is_some() && !args.download {
+        bail!("--download-url needs --download");
+    }
     let options = RunOptions {
         stop_after: args.stop_after,
         quiet: args.quiet,
@@ -190,6 +210,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     if let Some(run_dir) = &args.resume {
         if args.config.is_some() {
             bail!("--config and --resume cannot be combined (a run keeps its configuration)");
+        }
+        if args.download {
+            bail!("--download cannot be combined with --resume (download without --resume first)");
         }
         if let Some(key) = flags
             .as_object()
@@ -219,9 +242,29 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let config =
         TrainConfig::layered(file.as_ref().map(|(t, s)| (t.as_str(), s.as_str())), &flags)?;
+    if args.download {
+        download_dataset(&config, args.download_url.as_deref(), !args.quiet)?;
+    }
     let data = load_data(&config)?;
     // Check the network fits the data and input size before creating the run folder.
     config.model_config(data.num_classes(), None)?;
+    if let Some(weights) = config.weights.as_ref().filter(|w| !w.is_file()) {
+        bail!("{}: no such weights file", weights.display());
+    }
+    if let Some(weights) = &config.weights {
+        alexnet_model::checkpoint::detect_format(weights)?; // before any run folder exists
+    }
     let run_dir = new_run_dir(&config)?;
     train::run(&config, &data, &run_dir, false, &options)
+}
+
+/// `--download`: fetches the configured CIFAR dataset into `--data-dir` unless it is there.
+fn download_dataset(config: &TrainConfig, url: Option<&str>, progress: bool) -> Result<()> {
+    let Some(kind) = config.cifar_kind()? else {
+        bail!("--download fetches cifar10, cifar100 or cifar100-coarse, not --dataset folder");
+    };
+    let Some(dir) = &config.data_dir else {
+        bail!("--download needs --data-dir (the folder to download into)");
+    };
+    crate::data::download::ensure_cifar(kind, dir, url, progress)
 }

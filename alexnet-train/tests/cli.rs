@@ -107,6 +107,15 @@ fn bad_inputs_are_one_line_errors() {
     fails_with(&["--dataset", "folder"], t, "needs --data-dir");
     fails_with(&["--data-dir", "missing"], t, "missing: not a directory");
     fails_with(&["--resume", "missing"], t, "no such run folder");
+    fails_with(&["--devices", "0,1"], t, "has one device");
+    fails_with(
+        &["--devices", "1,1", "--backend", "wgpu"],
+        t,
+        "a device twice",
+    );
+    fails_with(&["--weights", "missing.pth"], t, "no such weights file");
+    std::fs::write(t.join("junk.pth"), b"not a checkpoint").unwrap();
+    fails_with(&["--weights", "junk.pth", "--epochs", "1"], t, "junk.pth");
 
     // Malformed CIFAR: a partial record, a label out of range, a missing test file.
     let cifar = t.join("cifar");

@@ -210,3 +210,188 @@ fn early_stopping_ends_the_run() {
     assert!(summary.epochs < 30);
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// Conv and fc tensors of a safetensors export.
+fn exported(path: &std::path::Path) -> alexnet_model::weights::StateDict {
+    read_safetensors(&std::fs::read(path).unwrap()).unwrap().0
+}
+
+#[test]
+fn fine_tuning_with_frozen_features_trains_only_the_classifier() {
+    let _lock = train_lock();
+    let out = temp_dir("freeze");
+    let data = colour_splits(48, 15);
+    // A pre-trained model to start from.
+    let base = fresh_run(
+        &TrainConfig {
+            epochs: 1,
+            ..tiny_config(&out)
+        },
+        &data,
+    );
+    let initial = base.run_dir.join("model.safetensors");
+    // Fine-tune it with conv1..conv5 frozen, interrupted after epoch 1 and resumed.
+    let config = TrainConfig {
+        epochs: 2,
+        weights: Some(initial.clone()),
+        freeze_features: true,
+        run_name: Some("frozen".into()),
+        ..tiny_config(&out)
+    };
+    let dir = new_run_dir(&config).unwrap();
+    let options = RunOptions {
+        stop_after: Some(1),
+        ..quiet()
+    };
+    train::run(&config, &data, &dir, false, &options).unwrap();
+    let outcome = train::run(&config, &data, &dir, true, &quiet()).unwrap();
+    assert_eq!(outcome.history.len(), 2);
+    let before = exported(&initial);
+    let after = exported(&dir.join("model.safetensors"));
+    for i in [0, 3, 6, 8, 10] {
+        for suffix in ["weight", "bias"] {
+            let key = format!("features.{i}.{suffix}");
+            assert_eq!(before[&key], after[&key], "{key} changed although frozen");
+        }
+    }
+    for key in [
+        "classifier.0.weight",
+        "classifier.3.weight",
+        "classifier.6.bias",
+    ] {
+        assert_ne!(before[key], after[key], "{key} did not train");
+    }
+    // Without --freeze-features the same fine-tuning moves the convolutions too.
+    let config = TrainConfig {
+        epochs: 1,
+        weights: Some(initial.clone()),
+        run_name: Some("unfrozen".into()),
+        ..tiny_config(&out)
+    };
+    let dir = new_run_dir(&config).unwrap();
+    train::run(&config, &data, &dir, false, &quiet()).unwrap();
+    let after = exported(&dir.join("model.safetensors"));
+    assert_ne!(before["features.0.weight"], after["features.0.weight"]);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
+    let _lock = train_lock();
+    let out = temp_dir("finetune-bpk");
+    let data = colour_splits(48, 15);
+    let base = fresh_run(
+        &TrainConfig {
+            epochs: 1,
+            ..tiny_config(&out)
+        },
+        &data,
+    );
+    let expected = exported(&base.run_dir.join("model.safetensors"));
+    // The Burnpack export gives the same starting point as the safetensors one.
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+    let device = Default::default();
+    let fresh = || {
+        AlexNetConfig::cifar(3)
+            .with_widths([8, 16, 16, 16, 16])
+            .with_hidden(32)
+            .init::<B>(&device)
+            .unwrap()
+    };
+    let (model, replaced) =
+        train::export::load_initial(fresh(), &base.run_dir.join("model.bpk")).unwrap();
+    assert!(!replaced);
+    assert_eq!(model.state_dict(KeyLayout::Sequential), expected);
+    // Loaded parameters still train (require gradients on the autodiff backend).
+    assert!(model.conv1.weight.is_require_grad() && model.fc8.parts[0].weight.is_require_grad());
+    // Five classes: fc8 is fresh, everything else loaded.
+    let five = AlexNetConfig::cifar(5)
+        .with_widths([8, 16, 16, 16, 16])
+        .with_hidden(32)
+        .init::<B>(&device)
+        .unwrap();
+    let (model, replaced) =
+        train::export::load_initial(five, &base.run_dir.join("model.safetensors")).unwrap();
+    assert!(replaced);
+    let dict = model.state_dict(KeyLayout::Sequential);
+    assert_eq!(dict["features.0.weight"], expected["features.0.weight"]);
+    assert_eq!(dict["classifier.6.weight"].shape, [5, 32]);
+    // A file of another architecture is one error naming the key and both shapes.
+    let wide = AlexNetConfig::cifar(3)
+        .with_widths([16, 16, 16, 16, 16])
+        .with_hidden(32)
+        .init::<B>(&device)
+        .unwrap();
+    let err = train::export::load_initial(wide, &base.run_dir.join("model.safetensors"))
+        .expect_err("shape mismatch");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("features.0.weight") && message.contains("16"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn data_parallel_gradient_equals_the_whole_batch_gradient() {
+    use alexnet_train::data::loader::Batch;
+    use alexnet_train::train::parallel::batch_gradients;
+    use burn::optim::{Optimizer, SgdConfig};
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+
+    let _lock = train_lock();
+    let device = Default::default();
+    let mut config = AlexNetConfig::cifar(3)
+        .with_widths([8, 16, 16, 16, 16])
+        .with_hidden(32);
+    config.dropout = 0.0;
+    let model = config.init::<B>(&device).unwrap();
+    // 7 images: shards of 4+3 on two devices, 2+2+2+1 on four.
+    let side = 32;
+    let images: Vec<f32> = (0..7 * 3 * side * side)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let batch = Batch {
+        images,
+        labels: vec![0, 1, 2, 0, 1, 2, 1],
+        side,
+    };
+    // One plain SGD step (lr 1) on the summed gradient exposes every parameter's gradient.
+    let step = |devices: &[burn::tensor::Device<B>]| {
+        let out = batch_gradients(&model, &batch, devices).unwrap();
+        let mut sgd = SgdConfig::new().init::<B, alexnet_model::AlexNet<B>>();
+        let stepped = sgd.step(1.0, model.clone(), out.grads);
+        (
+            out.loss,
+            out.logits,
+            stepped.state_dict(KeyLayout::Sequential),
+        )
+    };
+    let (loss1, logits1, after1) = step(std::slice::from_ref(&device));
+    let before = model.state_dict(KeyLayout::Sequential);
+    assert_ne!(before["features.0.weight"], after1["features.0.weight"]);
+    for devices in [vec![device; 2], vec![device; 4]] {
+        let (loss, logits, after) = step(&devices);
+        assert!((loss - loss1).abs() < 1e-6, "{loss} vs {loss1}");
+        assert_eq!(logits.len(), logits1.len());
+        for (a, b) in logits.iter().zip(&logits1) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        for (key, tensor) in &after1 {
+            let other = &after[key];
+            let worst = tensor
+                .values
+                .iter()
+                .zip(&other.values)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-5,
+                "{key}: {} devices differ by {worst}",
+                devices.len()
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod download;
 pub mod folder;
 pub mod loader;
 pub mod rng;

@@ -77,9 +77,14 @@ pub struct TrainConfig {
     pub mean: Option<[f32; 3]>,
     /// Normalisation std (default: as `mean`).
     pub std: Option<[f32; 3]>,
-    /// Initial weights (safetensors) for fine-tuning; fc8 is re-initialised when the class
-    /// count differs.
+    /// Initial weights for fine-tuning (PyTorch `.pth`, safetensors or Burn `.bpk`, any key
+    /// layout `alexnet-infer` reads); fc8 is re-initialised when the class count differs.
     pub weights: Option<PathBuf>,
+    /// Train only fc6..fc8: conv1..conv5 keep their (usually `--weights`) values.
+    pub freeze_features: bool,
+    /// Device indices for data-parallel training (wgpu/cuda); none: the backend's default
+    /// device. The first is the main device (optimizer, validation).
+    pub devices: Option<Vec<usize>>,
     /// Parent folder of run folders.
     pub out_dir: PathBuf,
     /// Run folder name (default: `<dataset>-<variant>-<UTC time>`).
@@ -121,6 +126,8 @@ impl Default for TrainConfig {
             mean: None,
             std: None,
             weights: None,
+            freeze_features: false,
+            devices: None,
             out_dir: PathBuf::from("artifacts"),
             run_name: None,
             keep_checkpoints: 2,
@@ -129,11 +136,12 @@ impl Default for TrainConfig {
 }
 
 /// Options that may change when a run is resumed (the rest would change what is computed).
-pub const RESUMABLE_OVERRIDES: [&str; 5] = [
+pub const RESUMABLE_OVERRIDES: [&str; 6] = [
     "epochs",
     "patience",
     "workers",
     "backend",
+    "devices",
     "keep_checkpoints",
 ];
 
@@ -289,6 +297,21 @@ impl TrainConfig {
             if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
                 bail!("--run-name must be a plain folder name, got `{name}`");
             }
+        }
+        if let Some(devices) = &self.devices {
+            if devices.is_empty() {
+                bail!("--devices needs at least one device index");
+            }
+            if let Some(d) = devices.iter().find(|&&d| d > u16::MAX as usize) {
+                bail!("--devices: index {d} is out of range");
+            }
+            let mut unique = devices.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            if unique.len() != devices.len() {
+                bail!("--devices lists a device twice: {devices:?}");
+            }
+            super::backend_kind(self)?.check_devices(devices)?;
         }
         self.schedule()?;
         self.transform()?;

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use alexnet_model::checkpoint::{save_model, WeightFormat};
-use alexnet_model::weights::{read_safetensors, KeyLayout, StateDict};
+use alexnet_model::checkpoint::{detect_layout, read_state_dict, save_model, WeightFormat};
+use alexnet_model::weights::StateDict;
 use alexnet_model::AlexNet;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -26,18 +26,13 @@ pub fn save_burn<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Loads initial weights for fine-tuning from a safetensors file (PyTorch key names, either
-/// layout). When fc8's class count differs from the model's, fc8 keeps its fresh
-/// initialisation and every other layer is loaded; anything else that does not fit is an
-/// error naming the key.
+/// Loads initial weights for fine-tuning from any file `alexnet-infer` reads (PyTorch
+/// `.pth`, safetensors, Burn `.bpk`; torchvision or Caffe key names). When fc8's class count
+/// differs from the model's, fc8 keeps its fresh initialisation and every other layer is
+/// loaded; anything else that does not fit is an error naming the key and both shapes.
 pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexNet<B>, bool)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (mut dict, _) = read_safetensors(&bytes).with_context(|| format!("{}", path.display()))?;
-    let layout = if dict.keys().any(|k| k.starts_with("features.")) {
-        KeyLayout::Sequential
-    } else {
-        KeyLayout::Caffe
-    };
+    let mut dict = read_state_dict(path)?;
+    let layout = detect_layout(&dict).with_context(|| format!("{}", path.display()))?;
     let fc8 = alexnet_model::weights::key_prefixes(model.config(), layout)[7].clone();
     let classes = model.config().num_classes;
     let mut replaced = false;

@@ -22,24 +22,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use alexnet_model::{AlexNet, AlexNetConfig};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::{self, EarlyStop, TrainState};
 use super::metrics::{self, EpochMetrics, Summary, Tally};
+use super::parallel::{batch_gradients, batch_tensors, host_logits};
 use super::schedule::Scheduler;
 use super::{export, plot, Outcome, RunOptions, TrainConfig};
-use crate::backend::{BackendJob, BackendKind};
+use crate::backend::{device_by_index, BackendJob, BackendKind};
 use crate::data::augment::Transform;
-use crate::data::loader::{batches, epoch_order, Batch, LoaderConfig};
+use crate::data::loader::{batches, epoch_order, LoaderConfig};
 use crate::data::rng::mix;
 use crate::data::source::{ImageSource, Splits};
 
@@ -63,26 +62,12 @@ impl BackendJob for FitJob<'_> {
     type Output = Outcome;
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Outcome> {
-        fit::<Autodiff<B>>(self, device)
+        let devices = match &self.config.devices {
+            Some(indices) => indices.iter().map(|&i| device_by_index::<B>(i)).collect(),
+            None => vec![device],
+        };
+        fit::<Autodiff<B>>(self, devices)
     }
-}
-
-/// `[n, 3, s, s]` images and `[n]` labels on `device`.
-fn to_tensors<B: Backend>(batch: Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
-    let n = batch.len();
-    let s = batch.side;
-    let images = Tensor::from_data(TensorData::new(batch.images, [n, 3, s, s]), device);
-    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-    let labels = Tensor::from_data(TensorData::new(labels, [n]), device);
-    (images, labels)
-}
-
-fn host(logits: Tensor<impl Backend, 2>) -> Result<Vec<f32>> {
-    logits
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| anyhow!("cannot read logits: {e:?}"))
 }
 
 /// Mean cross-entropy of each row, on the host (validation).
@@ -119,11 +104,11 @@ pub fn evaluate<B: Backend>(
     let order = (0..source.len()).collect();
     for batch in batches(source, order, transform, loader, false, 0) {
         let batch = batch?;
-        let labels = batch.labels.clone();
-        let (x, _) = to_tensors::<B>(batch, device);
-        let logits = host(model.forward(x)?)?;
-        tally.add(row_losses(&logits, &labels), &logits, &labels);
-        for (row, &label) in logits.chunks_exact(classes).zip(&labels) {
+        let labels = &batch.labels;
+        let (x, _) = batch_tensors::<B>(&batch, 0..batch.len(), device);
+        let logits = host_logits(model.forward(x)?)?;
+        tally.add(row_losses(&logits, labels), &logits, labels);
+        for (row, &label) in logits.chunks_exact(classes).zip(labels) {
             let guess = (0..classes)
                 .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
                 .unwrap_or(0);
@@ -148,7 +133,8 @@ fn progress(options: &RunOptions, len: usize, epoch: usize, epochs: usize) -> Pr
     bar
 }
 
-fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome> {
+/// Trains on `devices` (the first is the main device; more than one: data-parallel).
+fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<Outcome> {
     let FitJob {
         config,
         data,
@@ -165,8 +151,14 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
         }
     };
 
+    let device = devices[0].clone();
     B::seed(&device, mix(config.seed, INIT_STREAM, 0));
     let mut model: AlexNet<B> = model_config.init(&device)?;
+    if config.freeze_features {
+        // Before any loading: a checkpoint or weights file keeps the target's
+        // require-grad flags.
+        model = model.freeze_features();
+    }
     model.check_input([1, 3, transform.crop, transform.crop])?;
     let parameters = model.num_params(); // also runs the (lazy) initialisation now
     let momentum = MomentumConfig::new()
@@ -215,18 +207,19 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
     state.scheduler.epochs = config.epochs;
 
     say(format!(
-        "{}: {} training / {} validation images, {} classes; {} variant, {} parameters; backend {}; batch {}",
+        "{}: {} training / {} validation images, {} classes; {} variant, {} parameters{}; backend {} on {:?}; batch {}",
         data.description,
         data.train.len(),
         data.val.len(),
         data.num_classes(),
         model_config.variant.name(),
         parameters,
+        if config.freeze_features { " (conv1..conv5 frozen)" } else { "" },
         backend,
+        devices,
         config.batch_size
     ));
 
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let loader = LoaderConfig {
         batch_size: config.batch_size,
         workers: config.workers,
@@ -241,7 +234,9 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
             break;
         }
         let lr = state.scheduler.lr_for(epoch);
-        B::seed(&device, mix(config.seed, DROPOUT_STREAM, epoch as u64));
+        for (k, d) in devices.iter().enumerate() {
+            B::seed(d, mix(config.seed, DROPOUT_STREAM + k as u64, epoch as u64));
+        }
         let start = Instant::now();
         let order = epoch_order(data.train.len(), config.seed, epoch);
         let pass = batches(
@@ -256,11 +251,8 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
         let mut tally = Tally::default();
         for (b, batch) in pass.enumerate() {
             let batch = batch?;
-            let labels = batch.labels.clone();
-            let (x, y) = to_tensors::<B>(batch, &device);
-            let logits = model.forward(x)?;
-            let loss = loss_fn.forward(logits.clone(), y);
-            let value: f64 = loss.clone().into_scalar().elem();
+            let step = batch_gradients(&model, &batch, &devices)?;
+            let value = step.loss;
             if !value.is_finite() {
                 bar.finish_and_clear();
                 bail!(
@@ -268,9 +260,8 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
                     b + 1
                 );
             }
-            tally.add(value, &host(logits)?, &labels);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            tally.add(value, &step.logits, &batch.labels);
+            model = optim.step(lr, model, step.grads);
             bar.inc(1);
             bar.set_message(format!(
                 "loss {:.4} top-1 {:.1}%",
@@ -363,7 +354,7 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, device: B::Device) -> Result<Outcome
         }
     };
     plot::curves(&run_dir.join("curves.png"), &state.history).context("cannot draw curves.png")?;
-    plot::confusion(&run_dir.join("confusion.png"), &confusion)
+    plot::confusion(&run_dir.join("confusion.png"), &confusion, &data.classes)
         .context("cannot draw confusion.png")?;
     if !complete {
         say(format!(

@@ -16,6 +16,7 @@ pub mod config;
 pub mod export;
 pub mod fit;
 pub mod metrics;
+pub mod parallel;
 pub mod plot;
 pub mod schedule;
 
