@@ -256,7 +256,9 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Pillow's `Image.resize((new_w, new_h), BILINEAR)` for RGB: a horizontal pass (when the
 /// width changes) then a vertical pass (when the height changes), each rounding to `u8`.
-fn resample_bilinear(img: &RgbImage, new_w: usize, new_h: usize) -> RgbImage {
+/// `[h, w]` → `[new_h, new_w]`, antialiased when shrinking (what torchvision's `Resize` and
+/// `RandomResizedCrop` do to a PIL image).
+pub fn resample_bilinear(img: &RgbImage, new_w: usize, new_h: usize) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut pixels = img.as_raw().clone();
     if new_w != w {

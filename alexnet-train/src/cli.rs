@@ -103,6 +103,10 @@ pub struct Args {
     /// Random horizontal flips: true or false [default: true].
     #[arg(long)]
     pub flip: Option<bool>,
+    /// Training crops by torchvision's RandomResizedCrop (8–100 % of the area, aspect 3/4–4/3,
+    /// resized to --crop) instead of the paper's fixed-size windows of the resized image.
+    #[arg(long, default_missing_value = "true", num_args = 0..=1)]
+    pub random_resized_crop: Option<bool>,
     /// PCA lighting noise σ (the paper's 0.1) [default: 0 for cifar, 0.1 otherwise].
     #[arg(long)]
     pub lighting: Option<f32>,

@@ -6,7 +6,10 @@
 //!    [`alexnet_model::preprocess`]; a no-op when the image already has that side — CIFAR);
 //! 2. training: zero-pad by `pad` pixels and take a random `crop × crop` window (CIFAR:
 //!    `RandomCrop(32, padding=4)`; ImageNet: a random 224 crop of the 256 image, the paper's
-//!    "random 224×224 patches"), then mirror with probability ½ (`RandomHorizontalFlip`);
+//!    "random 224×224 patches") — or, with `random_resized`, torchvision's
+//!    `RandomResizedCrop(crop)` of the original image instead of steps 1–2 (a window of 8 % to
+//!    100 % of the area and aspect ratio 3/4 to 4/3, resized to `crop × crop`) — then mirror
+//!    with probability ½ (`RandomHorizontalFlip`);
 //!    evaluation: the center crop (torchvision's `CenterCrop` offsets), no flip;
 //! 3. scale to `[0, 1]`;
 //! 4. training only, when `lighting > 0`: the paper's PCA colour augmentation ("fancy PCA"):
@@ -18,7 +21,7 @@
 //! The random choices for one image come from a generator the caller seeds with
 //! `(seed, epoch, image index)`, so the result does not depend on threads or batch order.
 
-use alexnet_model::preprocess::Preprocessing;
+use alexnet_model::preprocess::{resample_bilinear, Preprocessing};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +53,10 @@ pub struct Transform {
     pub pad: usize,
     /// Random horizontal mirroring (training).
     pub flip: bool,
+    /// Training crops are torchvision's `RandomResizedCrop` instead of fixed-size windows of
+    /// the resized image.
+    #[serde(default)]
+    pub random_resized: bool,
     /// Standard deviation of the PCA lighting coefficients (training); 0 turns it off.
     pub lighting: f32,
     /// Per-channel mean subtracted after scaling to `[0, 1]`.
@@ -66,6 +73,7 @@ impl Transform {
             crop: 32,
             pad: 4,
             flip: true,
+            random_resized: false,
             lighting: 0.0,
             mean: CIFAR_MEAN,
             std: CIFAR_STD,
@@ -80,6 +88,7 @@ impl Transform {
             crop: 224,
             pad: 0,
             flip: true,
+            random_resized: false,
             lighting: 0.1,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
@@ -116,6 +125,27 @@ impl Transform {
 
     /// A training view drawn with `rng`. `[3, crop, crop]` values, CHW.
     pub fn train(&self, img: &RgbImage, rng: &mut Rng) -> Vec<f32> {
+        let mut view = if self.random_resized {
+            let (left, top, w, h) = random_resized_window(img.width(), img.height(), rng);
+            let window = image::imageops::crop_imm(img, left, top, w, h).to_image();
+            resample_bilinear(&window, self.crop, self.crop)
+        } else {
+            self.random_window(img, rng)
+        };
+        if self.flip && rng.coin() {
+            view = hflip(&view);
+        }
+        let mut values = scale(&view);
+        if self.lighting > 0.0 {
+            let alpha: [f32; 3] = std::array::from_fn(|_| rng.normal() as f32 * self.lighting);
+            add_lighting(&mut values, lighting_shift(alpha));
+        }
+        normalize(&mut values, self.mean, self.std);
+        values
+    }
+
+    /// A random `crop × crop` window of the resized, zero-padded image.
+    fn random_window(&self, img: &RgbImage, rng: &mut Rng) -> RgbImage {
         let pre = self.preprocessing();
         let resized = pre.resize_shorter(img);
         let (w, h) = (resized.width() as usize, resized.height() as usize);
@@ -132,18 +162,43 @@ impl Transform {
         };
         let top = pick(rng, h);
         let left = pick(rng, w);
-        let mut view = crop(&resized, top, left, self.crop);
-        if self.flip && rng.coin() {
-            view = hflip(&view);
-        }
-        let mut values = scale(&view);
-        if self.lighting > 0.0 {
-            let alpha: [f32; 3] = std::array::from_fn(|_| rng.normal() as f32 * self.lighting);
-            add_lighting(&mut values, lighting_shift(alpha));
-        }
-        normalize(&mut values, self.mean, self.std);
-        values
+        crop(&resized, top, left, self.crop)
     }
+}
+
+/// `RandomResizedCrop`'s range of the window's share of the image area (torchvision default).
+pub const RESIZED_CROP_SCALE: (f64, f64) = (0.08, 1.0);
+/// `RandomResizedCrop`'s range of the window's aspect ratio `w / h` (torchvision default).
+pub const RESIZED_CROP_RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
+
+/// torchvision's `RandomResizedCrop.get_params` for a `w × h` image: up to 10 tries of an
+/// area share uniform in [`RESIZED_CROP_SCALE`] and a log-uniform aspect ratio in
+/// [`RESIZED_CROP_RATIO`]; if none fits, the largest central window whose ratio is clamped
+/// to that range. Returns `(left, top, width, height)`.
+pub fn random_resized_window(w: u32, h: u32, rng: &mut Rng) -> (u32, u32, u32, u32) {
+    let area = f64::from(w) * f64::from(h);
+    let (log_lo, log_hi) = (RESIZED_CROP_RATIO.0.ln(), RESIZED_CROP_RATIO.1.ln());
+    for _ in 0..10 {
+        let share =
+            RESIZED_CROP_SCALE.0 + rng.uniform() * (RESIZED_CROP_SCALE.1 - RESIZED_CROP_SCALE.0);
+        let aspect = (log_lo + rng.uniform() * (log_hi - log_lo)).exp();
+        let cw = (area * share * aspect).sqrt().round() as u32;
+        let ch = (area * share / aspect).sqrt().round() as u32;
+        if 0 < cw && cw <= w && 0 < ch && ch <= h {
+            let top = rng.below((h - ch + 1) as usize) as u32;
+            let left = rng.below((w - cw + 1) as usize) as u32;
+            return (left, top, cw, ch);
+        }
+    }
+    let ratio = f64::from(w) / f64::from(h);
+    let (cw, ch) = if ratio < RESIZED_CROP_RATIO.0 {
+        (w, (f64::from(w) / RESIZED_CROP_RATIO.0).round() as u32)
+    } else if ratio > RESIZED_CROP_RATIO.1 {
+        ((f64::from(h) * RESIZED_CROP_RATIO.1).round() as u32, h)
+    } else {
+        (w, h)
+    };
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
 }
 
 /// The mirror image (left ↔ right).
@@ -341,6 +396,70 @@ mod tests {
         for c in 0..3 {
             assert!((shift[c] - PCA_EIGVEC[c][0] * PCA_EIGVAL[0]).abs() < 1e-7);
         }
+    }
+
+    #[test]
+    fn imagenet_fixed_crop_is_a_window_of_the_resized_image() {
+        let t = Transform {
+            lighting: 0.0,
+            flip: false,
+            ..Transform::imagenet()
+        };
+        // 300×256: already 256 on the shorter side, so the resize is the identity. Pixel
+        // (x, y) = (x mod 256, y, x div 256) names its position.
+        let img = RgbImage::from_fn(300, 256, |x, y| {
+            image::Rgb([(x % 256) as u8, y as u8, (x / 256) as u8])
+        });
+        let mut lefts = std::collections::HashSet::new();
+        for seed in 0..50 {
+            let px = unnormalize(&t, &t.train(&img, &mut Rng::new(seed)));
+            let plane = 224 * 224;
+            let (left, top) = (px[0] as u32 + 256 * px[2 * plane] as u32, px[plane] as u32);
+            assert!(left <= 300 - 224 && top <= 256 - 224);
+            for (y, x) in [(0, 0), (223, 223), (100, 17), (5, 200)] {
+                let want = img.get_pixel(left + x, top + y).0;
+                let i = (y * 224 + x) as usize;
+                assert_eq!(
+                    [px[i], px[plane + i], px[2 * plane + i]],
+                    want,
+                    "seed {seed}"
+                );
+            }
+            lefts.insert(left);
+        }
+        assert!(lefts.len() > 10, "offsets barely vary: {lefts:?}");
+    }
+
+    #[test]
+    fn random_resized_windows_follow_torchvisions_ranges() {
+        let mut rng = Rng::new(5);
+        let (mut smallest, mut largest) = (1.0f64, 0.0f64);
+        for _ in 0..2000 {
+            let (left, top, w, h) = random_resized_window(400, 300, &mut rng);
+            assert!(left + w <= 400 && top + h <= 300 && w > 0 && h > 0);
+            let share = f64::from(w * h) / 120_000.0;
+            let aspect = f64::from(w) / f64::from(h);
+            // Rounding to whole pixels moves share and ratio by a little.
+            assert!((0.075..=1.0).contains(&share), "share {share}");
+            assert!((0.72..=1.36).contains(&aspect), "aspect {aspect}");
+            smallest = smallest.min(share);
+            largest = largest.max(share);
+        }
+        assert!(smallest < 0.1 && largest > 0.9, "{smallest}..{largest}");
+        // A 10:1 strip never fits 3/4..4/3 windows of large area often enough: the fallback
+        // is the central window with the ratio clamped to 4/3 (or a fitting random one).
+        let (left, top, w, h) = random_resized_window(1000, 100, &mut Rng::new(1));
+        assert!(left + w <= 1000 && top + h <= 100);
+        let t = Transform {
+            random_resized: true,
+            lighting: 0.0,
+            ..Transform::imagenet()
+        };
+        let img = RgbImage::from_fn(400, 300, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let values = t.train(&img, &mut Rng::new(2));
+        assert_eq!(values.len(), 3 * 224 * 224);
+        assert_eq!(values, t.train(&img, &mut Rng::new(2)));
+        assert_ne!(values, t.train(&img, &mut Rng::new(3)));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct TrainConfig {
     pub pad: Option<usize>,
     /// Random horizontal flips.
     pub flip: bool,
+    /// Training crops by torchvision's `RandomResizedCrop` instead of fixed windows.
+    pub random_resized_crop: bool,
     /// PCA lighting noise σ (default: 0 for cifar, 0.1 otherwise).
     pub lighting: Option<f32>,
     /// Normalisation mean (default: CIFAR-10's for cifar, ImageNet's otherwise).
@@ -122,6 +124,7 @@ impl Default for TrainConfig {
             crop: None,
             pad: None,
             flip: true,
+            random_resized_crop: false,
             lighting: None,
             mean: None,
             std: None,
@@ -221,6 +224,7 @@ impl TrainConfig {
         t.crop = self.crop.unwrap_or(t.crop);
         t.pad = self.pad.unwrap_or(t.pad);
         t.flip = self.flip;
+        t.random_resized = self.random_resized_crop;
         t.lighting = self.lighting.unwrap_or(t.lighting);
         t.mean = self.mean.unwrap_or(t.mean);
         t.std = self.std.unwrap_or(t.std);
