@@ -159,9 +159,9 @@ fn run_folder_holds_every_artifact() {
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4);
-    assert!(
-        lines[0].starts_with("epoch,train_loss,train_top1,val_loss,val_top1,val_top5,lr,seconds")
-    );
+    assert!(lines[0].starts_with(
+        "epoch,train_loss,train_top1,train_top5,val_loss,val_top1,val_top5,lr,seconds"
+    ));
     assert!(lines[3].starts_with("3,"));
     // summary.json.
     let summary: Summary =

@@ -284,6 +284,7 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<O
             epoch,
             train_loss: tally.loss(),
             train_top1: tally.top1(),
+            train_top5: tally.top5(),
             val_loss: val.loss(),
             val_top1: val.top1(),
             val_top5: val.top5(),

@@ -72,6 +72,9 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Training top-1 accuracy.
     pub train_top1: f64,
+    /// Training top-5 accuracy (absent from checkpoints written before it was recorded).
+    #[serde(default)]
+    pub train_top5: f64,
     /// Mean validation loss.
     pub val_loss: f64,
     /// Validation top-1 accuracy.
@@ -90,7 +93,7 @@ pub struct EpochMetrics {
 
 /// The CSV header.
 pub const CSV_HEADER: &str =
-    "epoch,train_loss,train_top1,val_loss,val_top1,val_top5,lr,seconds,train_images_per_second";
+    "epoch,train_loss,train_top1,train_top5,val_loss,val_top1,val_top5,lr,seconds,train_images_per_second";
 
 /// Writes every row (the file is rewritten whole, so it always matches the checkpoint).
 pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
@@ -100,10 +103,11 @@ pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
         let ips = r.train_images as f64 / r.train_seconds.max(1e-9);
         writeln!(
             text,
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.1}",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.1}",
             r.epoch,
             r.train_loss,
             r.train_top1,
+            r.train_top5,
             r.val_loss,
             r.val_top1,
             r.val_top5,
@@ -231,6 +235,7 @@ mod tests {
             epoch,
             train_loss: 1.0,
             train_top1: 0.5,
+            train_top5: 0.8,
             val_loss: 1.0,
             val_top1,
             val_top5: 0.9,

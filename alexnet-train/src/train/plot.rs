@@ -655,6 +655,7 @@ mod tests {
             epoch: e,
             train_loss: loss,
             train_top1: acc,
+            train_top5: (acc * 1.4).min(1.0),
             val_loss: loss * 1.1,
             val_top1: acc * 0.9,
             val_top5: (acc * 1.5).min(1.0),
