@@ -2,35 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use common::*;
-
-fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run alexnet-train")
-}
-
-/// Asserts failure with exactly one line on stderr that mentions `needle`.
-fn fails_with(args: &[&str], cwd: &Path, needle: &str) {
-    let out = alexnet_train(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line:\n{stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: `{needle}` not in: {stderr}"
-    );
-}
 
 const TINY: [&str; 8] = [
     "--widths",

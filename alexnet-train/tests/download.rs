@@ -6,7 +6,6 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use alexnet_train::data::download::{
     download_url, ensure_archive, ensure_cifar, md5_hex, unpack, Archive, CIFAR10, CIFAR100,
 };
 use alexnet_train::data::source::cifar_folder;
-use common::temp_dir;
+use common::{fails_with_all, temp_dir};
 
 /// What the test server answers.
 #[derive(Clone)]
@@ -416,39 +415,12 @@ fn present_data_makes_no_request() {
     }
 }
 
-fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run alexnet-train")
-}
-
-/// Asserts failure with exactly one line on stderr that mentions every needle.
-fn fails_with(args: &[&str], cwd: &Path, needles: &[&str]) {
-    let out = alexnet_train(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line:\n{stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: `{needle}` not in: {stderr}"
-        );
-    }
-}
-
 #[test]
 fn cli_download_checks_the_published_checksum() {
     let tmp = temp_dir("dl-cli");
     let server = Server::start("/x.tar.gz", Reply::Body(cifar10_archive()));
     let url = server.url("/x.tar.gz");
-    fails_with(
+    fails_with_all(
         &[
             "--download",
             "--download-url",
@@ -470,18 +442,18 @@ fn cli_download_refuses_what_it_cannot_fetch() {
     let tmp = temp_dir("dl-cli-bad");
     let data: PathBuf = tmp.join("images");
     std::fs::create_dir_all(&data).unwrap();
-    fails_with(
+    fails_with_all(
         &["--download", "--dataset", "folder", "--data-dir", "images"],
         &tmp,
         &["--download", "folder"],
     );
-    fails_with(&["--download", "--quiet"], &tmp, &["--data-dir"]);
-    fails_with(
+    fails_with_all(&["--download", "--quiet"], &tmp, &["--data-dir"]);
+    fails_with_all(
         &["--download-url", "http://127.0.0.1:9/x.tar.gz"],
         &tmp,
         &["--download"],
     );
-    fails_with(
+    fails_with_all(
         &["--download", "--resume", "artifacts/r"],
         &tmp,
         &["--resume"],

@@ -216,19 +216,22 @@ fn exported(path: &std::path::Path) -> alexnet_model::weights::StateDict {
     read_safetensors(&std::fs::read(path).unwrap()).unwrap().0
 }
 
+/// The colour task and a one-epoch run on it: a "pre-trained" model to fine-tune.
+fn pretrained(out: &std::path::Path) -> (alexnet_train::data::source::Splits, train::Outcome) {
+    let data = colour_splits(48, 15);
+    let config = TrainConfig {
+        epochs: 1,
+        ..tiny_config(out)
+    };
+    let base = fresh_run(&config, &data);
+    (data, base)
+}
+
 #[test]
 fn fine_tuning_with_frozen_features_trains_only_the_classifier() {
     let _lock = train_lock();
     let out = temp_dir("freeze");
-    let data = colour_splits(48, 15);
-    // A pre-trained model to start from.
-    let base = fresh_run(
-        &TrainConfig {
-            epochs: 1,
-            ..tiny_config(&out)
-        },
-        &data,
-    );
+    let (data, base) = pretrained(&out);
     let initial = base.run_dir.join("model.safetensors");
     // Fine-tune it with conv1..conv5 frozen, interrupted after epoch 1 and resumed.
     let config = TrainConfig {
@@ -280,14 +283,7 @@ fn fine_tuning_with_frozen_features_trains_only_the_classifier() {
 fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
     let _lock = train_lock();
     let out = temp_dir("finetune-bpk");
-    let data = colour_splits(48, 15);
-    let base = fresh_run(
-        &TrainConfig {
-            epochs: 1,
-            ..tiny_config(&out)
-        },
-        &data,
-    );
+    let (_, base) = pretrained(&out);
     let expected = exported(&base.run_dir.join("model.safetensors"));
     // The Burnpack export gives the same starting point as the safetensors one.
     type B = burn::backend::Autodiff<burn::backend::Flex>;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use alexnet_train::data::source::{InMemory, Splits};
@@ -103,4 +104,37 @@ pub fn cifar_folder(dir: &Path, train: usize, val: usize) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("data_batch_1.bin"), cifar_records(train, 1)).unwrap();
     std::fs::write(dir.join("test_batch.bin"), cifar_records(val, 2)).unwrap();
+}
+
+/// Runs the `alexnet-train` binary in `cwd`.
+pub fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run alexnet-train")
+}
+
+/// Asserts failure with exactly one line on stderr, `error: …`, that mentions every needle.
+pub fn fails_with_all(args: &[&str], cwd: &Path, needles: &[&str]) {
+    let out = alexnet_train(args, cwd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line:\n{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: `{needle}` not in: {stderr}"
+        );
+    }
+}
+
+/// [`fails_with_all`] with one needle.
+pub fn fails_with(args: &[&str], cwd: &Path, needle: &str) {
+    fails_with_all(args, cwd, &[needle]);
 }
