@@ -342,18 +342,21 @@ fn embed_writes_csv_and_safetensors() {
         repo("fixtures/preprocess/landscape.png"),
         repo("fixtures/preprocess/large.png"),
     ];
+    let embed = |layer: &str, out: &std::path::Path| {
+        infer(&[
+            "embed",
+            "--weights",
+            &repo("fixtures/weights/tv.pth"),
+            "--layer",
+            layer,
+            "--out",
+            out.to_str().unwrap(),
+            &images[0],
+            &images[1],
+        ])
+    };
     let csv = dir.join("f.csv");
-    let out = infer(&[
-        "embed",
-        "--weights",
-        &repo("fixtures/weights/tv.pth"),
-        "--layer",
-        "fc7",
-        "--out",
-        csv.to_str().unwrap(),
-        &images[0],
-        &images[1],
-    ]);
+    let out = embed("fc7", &csv);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -362,17 +365,7 @@ fn embed_writes_csv_and_safetensors() {
     assert!(lines[1].contains("landscape.png"));
 
     let st = dir.join("f.safetensors");
-    let out = infer(&[
-        "embed",
-        "--weights",
-        &repo("fixtures/weights/tv.pth"),
-        "--layer",
-        "pool5",
-        "--out",
-        st.to_str().unwrap(),
-        &images[0],
-        &images[1],
-    ]);
+    let out = embed("pool5", &st);
     assert!(out.status.success(), "{}", stderr(&out));
     let bytes = std::fs::read(&st).unwrap();
     let (dict, meta) = alexnet_model::weights::read_safetensors(&bytes).unwrap();

@@ -252,11 +252,12 @@ pub fn run(args: Args) -> Result<Outcome> {
     let data = load_data(&config)?;
     // Check the network fits the data and input size before creating the run folder.
     config.model_config(data.num_classes(), None)?;
-    if let Some(weights) = config.weights.as_ref().filter(|w| !w.is_file()) {
-        bail!("{}: no such weights file", weights.display());
-    }
+    // A bad weights file fails before any run folder exists.
     if let Some(weights) = &config.weights {
-        alexnet_model::checkpoint::detect_format(weights)?; // before any run folder exists
+        if !weights.is_file() {
+            bail!("{}: no such weights file", weights.display());
+        }
+        alexnet_model::checkpoint::detect_format(weights)?;
     }
     let run_dir = new_run_dir(&config)?;
     train::run(&config, &data, &run_dir, false, &options)

@@ -9,7 +9,6 @@ use alexnet_model::checkpoint::{detect_layout, read_state_dict, save_model, Weig
 use alexnet_model::weights::StateDict;
 use alexnet_model::AlexNet;
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
 use burn::tensor::backend::Backend;
 
 /// Writes `model` as safetensors (`KeyLayout::Sequential`, PyTorch layout, the network's
@@ -48,12 +47,10 @@ pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexN
         }
         replaced = true;
     }
-    let loaded = model
-        .clone()
+    // `load_state_dict` keeps each parameter's require-grad flag (trainable, or frozen by
+    // `--freeze-features`).
+    let model = model
         .load_state_dict(&dict, layout)
         .with_context(|| format!("{}", path.display()))?;
-    // `load_state_dict` builds plain tensors, which on an autodiff backend no longer require
-    // gradients (they would never train). Going through Burn's record keeps the fresh model's
-    // autodiff settings (`Param::transform_for_load`).
-    Ok((model.load_record(loaded.into_record()), replaced))
+    Ok((model, replaced))
 }
