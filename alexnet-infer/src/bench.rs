@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use alexnet_common::backend::{dispatch, BackendJob, BackendKind};
 use alexnet_model::AlexNetConfig;
-use alexnet_train::backend::{dispatch, BackendJob, BackendKind};
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
@@ -56,7 +56,7 @@ impl BackendJob for Bench<'_> {
     type Output = (usize, Duration);
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output> {
-        let model = self.config.init::<B>(&device)?;
+        let model = self.config.try_init::<B>(&device)?;
         let side = self.input_size;
         let images = Tensor::<B, 4>::random(
             [self.args.batch_size, 3, side, side],
@@ -66,7 +66,7 @@ impl BackendJob for Bench<'_> {
         model.check_input(images.dims())?;
         // Reading the logits back waits for asynchronous backends to finish.
         let pass = || -> Result<()> {
-            model.forward(images.clone())?.into_data();
+            model.try_forward(images.clone())?.into_data();
             Ok(())
         };
         for _ in 0..self.args.warmup {

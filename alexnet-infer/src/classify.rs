@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_model::labels::Labels;
 use alexnet_model::AlexNet;
-use alexnet_train::backend::{dispatch, BackendJob};
 use anyhow::{bail, Result};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
@@ -93,11 +93,11 @@ pub fn top_k(probs: &[f32], k: usize, labels: Option<&Labels>) -> Vec<Prediction
 /// `views_per_image` consecutive views (1, or 10 for ten-crop).
 pub fn probabilities<B: Backend>(
     model: &AlexNet<B>,
-    views: &[alexnet_model::weights::HostTensor],
+    views: &[alexnet_model::tensor::HostTensor],
     views_per_image: usize,
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>> {
-    let logits = model.forward(stack::<B>(views, device))?;
+    let logits = model.try_forward(stack::<B>(views, device))?;
     let [n, classes] = logits.dims();
     let probs = softmax(logits, 1)
         .reshape([n / views_per_image, views_per_image, classes])

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use alexnet_common::backend::{dispatch, BackendJob, BackendKind};
 use alexnet_model::checkpoint::{format_from_extension, load_model, save_model};
 use alexnet_model::Variant;
-use alexnet_train::backend::{dispatch, BackendJob, BackendKind};
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;

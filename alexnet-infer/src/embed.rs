@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_model::FeatureLayer;
-use alexnet_train::backend::{dispatch, BackendJob};
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -66,7 +66,7 @@ impl BackendJob for Embed<'_> {
             failed += batch_failed;
             paths.extend(kept.iter().map(|p| p.display().to_string()));
             if !views.is_empty() {
-                let out = model.embed(stack::<B>(&views, &device), args.layer)?;
+                let out = model.try_embed(stack::<B>(&views, &device), args.layer)?;
                 width = out.dims()[1];
                 let values = out.into_data().convert::<f32>().to_vec::<f32>();
                 features.extend(values.map_err(|e| anyhow::anyhow!("{e:?}"))?);

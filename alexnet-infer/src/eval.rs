@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use alexnet_common::backend::{dispatch, BackendJob};
+use alexnet_common::cifar::{self, CifarKind};
+use alexnet_common::images::{class_folders, image_files};
 use alexnet_model::labels::Labels;
-use alexnet_train::backend::{dispatch, BackendJob};
-use alexnet_train::data::cifar::{self, CifarKind};
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -12,9 +13,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::classify::{labels_for, probabilities};
-use crate::inputs::{
-    is_image_name, keep_readable, prepare_with, progress, PreprocessArgs, WeightArgs,
-};
+use crate::inputs::{keep_readable, prepare_with, progress, PreprocessArgs, WeightArgs};
 use crate::Format;
 
 #[derive(Args, Debug)]
@@ -87,12 +86,7 @@ fn examples(dir: &Path, labels: Option<&Labels>) -> Result<Vec<(Example, usize)>
             })
             .collect());
     }
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    classes.sort();
+    let classes = class_folders(dir)?;
     if classes.is_empty() {
         bail!(
             "{}: neither a CIFAR binary folder nor an image folder with a sub-folder per class",
@@ -100,21 +94,16 @@ fn examples(dir: &Path, labels: Option<&Labels>) -> Result<Vec<(Example, usize)>
         );
     }
     let mut out = Vec::new();
-    for (position, class_dir) in classes.iter().enumerate() {
-        let name = class_dir.file_name().unwrap_or_default().to_string_lossy();
+    for (position, (name, class_dir)) in classes.iter().enumerate() {
         let index = match labels {
-            Some(labels) => labels.index_of(&name).with_context(|| {
+            Some(labels) => labels.index_of(name).with_context(|| {
                 format!(
                     "class folder `{name}` is neither a WordNet id nor a label of the labels file"
                 )
             })?,
             None => position,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(class_dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_image_name(p))
-            .collect();
-        files.sort();
+        let files = image_files(class_dir)?;
         out.extend(files.into_iter().map(|f| (Example::File(f), index)));
     }
     Ok(out)
@@ -131,7 +120,7 @@ impl BackendJob for Eval<'_> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();
-        let cifar_meta = args.data.join("batches.meta.txt");
+        let cifar_meta = args.data.join(CifarKind::Cifar10.label_names_file());
         let labels_path = args
             .labels
             .clone()

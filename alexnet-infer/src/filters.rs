@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use alexnet_model::weights::HostTensor;
-use alexnet_train::backend::{dispatch, BackendJob};
+use alexnet_common::backend::{dispatch, BackendJob};
+use alexnet_model::tensor::HostTensor;
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -75,7 +75,7 @@ impl BackendJob for Filters<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<HostTensor> {
         let model = self.args.weights.load::<B>(&device)?;
-        Ok(HostTensor::from_tensor(model.conv1.weight.val()))
+        Ok(HostTensor::from_tensor(model.convs()[0].weight.val()))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `alexnet-infer info`: the layer table of a variant.
 
-use alexnet_model::shapes::LayerShapes;
+use alexnet_model::layers::LayerShapes;
 use anyhow::Result;
 use clap::Args;
 

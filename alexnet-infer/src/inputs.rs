@@ -1,15 +1,16 @@
 //! What the weight-using commands share: the weights flags, the preprocessing flags, the
 //! image list, and turning images into batches.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use alexnet_common::args::parse_triple;
+use alexnet_common::backend::BackendKind;
+use alexnet_common::images::image_files_recursive;
 use alexnet_model::checkpoint::load_model;
 use alexnet_model::preprocess::{load_rgb, Preprocessing, CIFAR_MEAN, CIFAR_STD};
-use alexnet_model::weights::HostTensor;
+use alexnet_model::tensor::HostTensor;
 use alexnet_model::AlexNet;
 use alexnet_model::Variant;
-use alexnet_train::backend::BackendKind;
-use alexnet_train::cli::parse_triple;
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -84,21 +85,13 @@ impl PreprocessArgs {
     }
 }
 
-/// File extensions looked at inside folders (files named explicitly are always tried).
-const IMAGE_EXTENSIONS: [&str; 9] = [
-    "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif",
-];
-
 /// Expands the PATH arguments: files as given, folders recursively (image files only,
 /// sorted). A path that does not exist is an error.
 pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut images = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found)?;
-            found.sort();
-            images.extend(found);
+            images.extend(image_files_recursive(path)?);
         } else if path.exists() {
             images.push(path.clone());
         } else {
@@ -114,27 +107,6 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 fn display_list(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     names.join(", ")
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("cannot read folder {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, found)?;
-        } else if is_image_name(&path) {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Whether a file name has an image extension.
-pub fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Decodes image files and preprocesses them on worker threads: see [`prepare_with`].
@@ -222,15 +194,4 @@ pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_names() {
-        assert!(is_image_name(Path::new("a/b.JPG")));
-        assert!(!is_image_name(Path::new("a/b.txt")));
-    }
 }

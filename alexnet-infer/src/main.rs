@@ -14,8 +14,8 @@ mod inputs;
 
 use std::process::ExitCode;
 
+use alexnet_common::backend::BackendKind;
 use alexnet_model::{AlexNetConfig, Variant};
-use alexnet_train::backend::BackendKind;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 

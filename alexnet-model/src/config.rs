@@ -113,6 +113,9 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 3] = [Variant::Torchvision, Variant::Paper, Variant::Cifar];
+
     /// Lower-case name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -128,7 +131,7 @@ impl Variant {
             "paper" => Ok(Variant::Paper),
             "torchvision" => Ok(Variant::Torchvision),
             "cifar" => Ok(Variant::Cifar),
-            other => Err(AlexNetError::Config(format!(
+            other => Err(AlexNetError::InvalidConfig(format!(
                 "unknown variant `{other}` (expected paper, torchvision or cifar)"
             ))),
         }
@@ -144,7 +147,9 @@ impl Variant {
     }
 }
 
-/// Every hyper-parameter of an AlexNet. Build one with a preset and adjust with `with_*`.
+/// Every hyper-parameter of an AlexNet. Build one with a preset and adjust with `with_*`;
+/// [`layers`](Self::layers) writes the network out as a list of layers, and
+/// [`validate`](Self::validate) checks that it is buildable (both in [`crate::layers`]).
 #[derive(Config, Debug, PartialEq)]
 pub struct AlexNetConfig {
     /// Which variant this is.
@@ -183,11 +188,6 @@ pub struct AlexNetConfig {
 /// WebGPU's default `maxStorageBufferBindingSize` (128 MiB), which the software Vulkan device
 /// (lavapipe) and many mobile GPUs also enforce.
 pub const WEBGPU_MAX_BINDING_BYTES: usize = 128 << 20;
-
-/// Side of the overlapping max pools ("s = 2, z = 3" in the paper).
-pub const POOL_KERNEL: usize = 3;
-/// Stride of the overlapping max pools.
-pub const POOL_STRIDE: usize = 2;
 
 impl AlexNetConfig {
     /// The 2012 network: 96-256-384-384-256 kernels, LRN (cuda-convnet, k = 2) after conv1 and
@@ -286,46 +286,5 @@ impl AlexNetConfig {
     /// The five convolution widths.
     pub fn widths(&self) -> [usize; 5] {
         self.convs.clone().map(|conv| conv.out_channels)
-    }
-
-    /// Checks that the hyper-parameters describe a buildable network.
-    pub fn validate(&self) -> Result<(), AlexNetError> {
-        let bad = |msg: String| Err(AlexNetError::Config(msg));
-        if self.num_classes == 0 || self.hidden == 0 || self.in_channels == 0 {
-            return bad("num_classes, hidden and in_channels must be positive".into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
-        }
-        let mut channels_in = self.in_channels;
-        for (i, conv) in self.convs.iter().enumerate() {
-            let name = format!("conv{}", i + 1);
-            if conv.out_channels == 0 || conv.kernel == 0 || conv.stride == 0 || conv.groups == 0 {
-                return bad(format!(
-                    "{name}: widths, kernel, stride and groups must be positive"
-                ));
-            }
-            if !channels_in.is_multiple_of(conv.groups)
-                || !conv.out_channels.is_multiple_of(conv.groups)
-            {
-                return bad(format!(
-                    "{name}: {channels_in} input and {} output channels are not divisible by {} groups",
-                    conv.out_channels, conv.groups
-                ));
-            }
-            channels_in = conv.out_channels;
-        }
-        if let Some(lrn) = &self.lrn {
-            if lrn.size.is_multiple_of(2) {
-                return bad(format!("LRN size must be odd, got {}", lrn.size));
-            }
-        }
-        if self.adaptive_pool == Some(0) {
-            return bad("adaptive pool size must be positive".into());
-        }
-        let shapes = crate::shapes::LayerShapes::compute(self, self.input_size)?;
-        self.fc_parts(shapes.fc6_inputs(), self.hidden)?;
-        self.fc_parts(self.hidden, self.num_classes)?;
-        Ok(())
     }
 }

@@ -1,18 +1,23 @@
 //! [`AlexNet<B>`]: the network itself, for any Burn backend.
+//!
+//! Like torchvision's `AlexNet`, it is `features` (a sequence of conv, ReLU, LRN and max-pool
+//! modules), an optional `avgpool`, a flatten and `classifier` (dropout, linear, ReLU): one
+//! module for each entry of [`AlexNetConfig::layers`], in the same order.
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, PaddingConfig2d};
-use burn::tensor::activation::relu;
+use burn::nn::{
+    Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, PaddingConfig2d, Relu,
+};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::config::{
-    AlexNetConfig, ConvLayerConfig, DropoutPlacement, InitScheme, POOL_KERNEL, POOL_STRIDE,
-};
+use crate::config::{AlexNetConfig, ConvLayerConfig, InitScheme};
 use crate::error::AlexNetError;
-use crate::shapes::LayerShapes;
+use crate::layers::{
+    linear_slices, ClassifierOp, FeatureOp, LayerShapes, ParameterKind, POOL_KERNEL, POOL_STRIDE,
+};
 
 /// Where [`AlexNet::embed`] stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +40,19 @@ impl FeatureLayer {
             "fc6" => Ok(Self::Fc6),
             "fc7" => Ok(Self::Fc7),
             "fc8" | "logits" => Ok(Self::Logits),
-            other => Err(AlexNetError::Config(format!(
+            other => Err(AlexNetError::InvalidConfig(format!(
                 "unknown layer `{other}` (expected pool5, fc6, fc7 or fc8)"
             ))),
+        }
+    }
+
+    /// How many fully connected layers run before the output is taken (with their ReLU).
+    fn linears(self) -> usize {
+        match self {
+            Self::Pool5 => 0,
+            Self::Fc6 => 1,
+            Self::Fc7 => 2,
+            Self::Logits => usize::MAX,
         }
     }
 }
@@ -70,87 +85,148 @@ impl<B: Backend> SplitLinear<B> {
     }
 }
 
-/// AlexNet: five convolutions and three fully connected layers.
+/// One module of `features`: `[B, C, H, W] → [B, C', H', W']`.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Feature<B: Backend> {
+    /// A convolution, conv1 … conv5.
+    Conv(Conv2d<B>),
+    /// ReLU.
+    Relu(Relu),
+    /// Local response normalisation (paper variant).
+    Lrn(LocalResponseNorm),
+    /// The overlapping 3×3/2 max pool.
+    MaxPool(MaxPool2d),
+}
+
+impl<B: Backend> Feature<B> {
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self {
+            Self::Conv(conv) => conv.forward(x),
+            Self::Relu(relu) => relu.forward(x),
+            Self::Lrn(lrn) => lrn.forward(x),
+            Self::MaxPool(pool) => pool.forward(x),
+        }
+    }
+}
+
+/// One module of `classifier`: `[B, F] → [B, F']`.
+#[derive(Module, Debug)]
+pub enum Classifier<B: Backend> {
+    /// Dropout (active only on autodiff backends).
+    Dropout(Dropout),
+    /// A fully connected layer, fc6 … fc8.
+    Linear(SplitLinear<B>),
+    /// ReLU.
+    Relu(Relu),
+}
+
+impl<B: Backend> Classifier<B> {
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Self::Dropout(dropout) => dropout.forward(x),
+            Self::Linear(linear) => linear.forward(x),
+            Self::Relu(relu) => relu.forward(x),
+        }
+    }
+}
+
+/// AlexNet: five convolutions and three fully connected layers, built from an
+/// [`AlexNetConfig`] with [`AlexNetConfig::init`].
 ///
-/// Layers are named as in the paper and Caffe (`conv1..conv5`, `fc6..fc8`); `lrn1`/`lrn2`
-/// exist when the configuration has LRN, `avgpool` when it has an adaptive pool.
+/// `[B, 3, H, W]` images → `features` → `[B, C5, 6, 6]` at 224 → `avgpool` (torchvision) →
+/// flatten `[B, C5·6·6]` → `classifier` → `[B, num_classes]` logits.
 #[derive(Module, Debug)]
 pub struct AlexNet<B: Backend> {
-    /// conv1: `[B, 3, H, W] → [B, C1, H1, W1]` (paper/torchvision at 224: 55×55).
-    pub conv1: Conv2d<B>,
-    /// LRN after conv1's ReLU (paper variant).
-    pub lrn1: Option<LocalResponseNorm>,
-    /// conv2: `[B, C1, 27, 27] → [B, C2, 27, 27]` at 224 (groups 2 in the paper).
-    pub conv2: Conv2d<B>,
-    /// LRN after conv2's ReLU (paper variant).
-    pub lrn2: Option<LocalResponseNorm>,
-    /// conv3: `[B, C2, 13, 13] → [B, C3, 13, 13]` at 224.
-    pub conv3: Conv2d<B>,
-    /// conv4: `[B, C3, 13, 13] → [B, C4, 13, 13]` at 224 (groups 2 in the paper).
-    pub conv4: Conv2d<B>,
-    /// conv5: `[B, C4, 13, 13] → [B, C5, 13, 13]` at 224 (groups 2 in the paper).
-    pub conv5: Conv2d<B>,
-    /// The overlapping 3×3/2 max pool used after conv1, conv2 and conv5.
-    pub pool: MaxPool2d,
+    /// conv1 … pool5, one module per [`FeatureOp`].
+    pub features: Vec<Feature<B>>,
     /// torchvision's adaptive average pool to 6×6 before fc6.
     pub avgpool: Option<AdaptiveAvgPool2d>,
-    /// Dropout of the classifier (active only on autodiff backends).
-    pub dropout: Dropout,
-    /// fc6: `[B, C5·6·6] → [B, hidden]`.
-    pub fc6: SplitLinear<B>,
-    /// fc7: `[B, hidden] → [B, hidden]`.
-    pub fc7: SplitLinear<B>,
-    /// fc8: `[B, hidden] → [B, num_classes]`.
-    pub fc8: SplitLinear<B>,
+    /// fc6 … fc8, one module per [`ClassifierOp`].
+    pub classifier: Vec<Classifier<B>>,
     #[module(skip)]
     config: AlexNetConfig,
 }
 
+/// The paper's bias initialisation: 1 on these layers ("accelerates the early stages of
+/// learning by providing the ReLUs with positive inputs"), 0 elsewhere.
+const PAPER_BIAS_ONE: [&str; 5] = ["conv2", "conv4", "conv5", "fc6", "fc7"];
+
+/// The paper's weight initialiser: N(0, 0.01).
+const PAPER_WEIGHTS: Initializer = Initializer::Normal {
+    mean: 0.0,
+    std: 0.01,
+};
+
 impl AlexNetConfig {
     /// Builds the network with freshly initialised parameters (see [`InitScheme`]).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>, AlexNetError> {
+    ///
+    /// # Panics
+    /// When the configuration is invalid ([`validate`](Self::validate) says why); use
+    /// [`try_init`](Self::try_init) to get the error instead.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> AlexNet<B> {
+        self.try_init(device)
+            .unwrap_or_else(|e| panic!("AlexNetConfig::init: {e}"))
+    }
+
+    /// Builds the network, or says why the configuration describes none.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>, AlexNetError> {
         self.validate()?;
-        let paper_init = self.init == InitScheme::Paper;
-        let shapes = LayerShapes::compute(self, self.input_size)?;
-        let widths = self.widths();
-        let inputs = [self.in_channels, widths[0], widths[1], widths[2], widths[3]];
-        // The paper: bias 1 on conv2, conv4, conv5, fc6, fc7 ("accelerates the early stages
-        // of learning by providing the ReLUs with positive inputs"), 0 elsewhere.
-        let conv_bias_one = [false, true, false, true, true];
-        let mut convs = self.convs.iter().zip(inputs).zip(conv_bias_one).map(
-            |((conv, channels_in), bias_one)| {
-                conv_layer(conv, channels_in, paper_init.then_some(bias_one), device)
-            },
-        );
-        let mut next_conv = || convs.next().expect("five convolutions");
-        let lrn = || self.lrn.as_ref().map(|lrn| lrn.burn_config().init());
-        let hidden = self.hidden;
+        let layers = self.layers();
+        let mut weights = self
+            .parameters()?
+            .into_iter()
+            .filter(|p| p.kind == ParameterKind::Weight);
+        let mut next_weight = || weights.next().expect("a weight for every conv and linear");
+        let mut channels = self.in_channels;
+        let mut features = Vec::new();
+        for op in &layers.features {
+            features.push(match op {
+                FeatureOp::Conv(conv) => {
+                    let bias_one = self.paper_bias_one(&next_weight().layer);
+                    let layer = conv_layer(conv, channels, bias_one, device);
+                    channels = conv.out_channels;
+                    Feature::Conv(layer)
+                }
+                FeatureOp::Relu => Feature::Relu(Relu::new()),
+                FeatureOp::Lrn(lrn) => Feature::Lrn(lrn.burn_config().init()),
+                FeatureOp::MaxPool => Feature::MaxPool(
+                    MaxPool2dConfig::new([POOL_KERNEL; 2])
+                        .with_strides([POOL_STRIDE; 2])
+                        .init(),
+                ),
+            });
+        }
+        let mut classifier = Vec::new();
+        for op in &layers.classifier {
+            classifier.push(match op {
+                ClassifierOp::Dropout(p) => Classifier::Dropout(DropoutConfig::new(*p).init()),
+                ClassifierOp::Linear(_) => {
+                    let weight = next_weight();
+                    let (outputs, inputs) = (weight.shape[0], weight.shape[1]);
+                    let bias_one = self.paper_bias_one(&weight.layer);
+                    Classifier::Linear(self.split_linear(inputs, outputs, bias_one, device)?)
+                }
+                ClassifierOp::Relu => Classifier::Relu(Relu::new()),
+            });
+        }
         Ok(AlexNet {
-            conv1: next_conv(),
-            lrn1: lrn(),
-            conv2: next_conv(),
-            lrn2: lrn(),
-            conv3: next_conv(),
-            conv4: next_conv(),
-            conv5: next_conv(),
-            pool: MaxPool2dConfig::new([POOL_KERNEL; 2])
-                .with_strides([POOL_STRIDE; 2])
-                .init(),
-            avgpool: self
-                .adaptive_pool
+            features,
+            avgpool: layers
+                .avgpool
                 .map(|side| AdaptiveAvgPool2dConfig::new([side, side]).init()),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            fc6: self.split_linear(shapes.fc6_inputs(), hidden, Some(true), device)?,
-            fc7: self.split_linear(hidden, hidden, Some(true), device)?,
-            fc8: self.split_linear(hidden, self.num_classes, Some(false), device)?,
+            classifier,
             config: self.clone(),
         })
     }
-}
 
-impl AlexNetConfig {
+    /// `Some(bias is 1)` under the paper's initialisation, `None` under PyTorch's.
+    fn paper_bias_one(&self, layer: &str) -> Option<bool> {
+        (self.init == InitScheme::Paper).then(|| PAPER_BIAS_ONE.contains(&layer))
+    }
+
     /// A fully connected layer, split into as few equal output slices as keep each weight
-    /// within `max_param_bytes`. `paper_bias_one` applies under the paper's initialisation.
+    /// within `max_param_bytes`.
     fn split_linear<B: Backend>(
         &self,
         inputs: usize,
@@ -158,35 +234,13 @@ impl AlexNetConfig {
         paper_bias_one: Option<bool>,
         device: &B::Device,
     ) -> Result<SplitLinear<B>, AlexNetError> {
-        let parts = self.fc_parts(inputs, outputs)?;
-        let bias_one = paper_bias_one.filter(|_| self.init == InitScheme::Paper);
+        let parts = linear_slices(inputs, outputs, self.max_param_bytes)?;
         let parts = (0..parts)
-            .map(|_| linear_layer(inputs, outputs / parts, bias_one, device))
+            .map(|_| linear_layer(inputs, outputs / parts, paper_bias_one, device))
             .collect();
         Ok(SplitLinear { parts })
     }
-
-    /// How many output slices an `inputs × outputs` layer needs under `max_param_bytes`.
-    pub fn fc_parts(&self, inputs: usize, outputs: usize) -> Result<usize, AlexNetError> {
-        let Some(limit) = self.max_param_bytes else {
-            return Ok(1);
-        };
-        let bytes = |parts: usize| inputs * (outputs / parts) * std::mem::size_of::<f32>();
-        (1..=outputs)
-            .find(|&parts| outputs.is_multiple_of(parts) && bytes(parts) <= limit)
-            .ok_or_else(|| {
-                AlexNetError::Config(format!(
-                    "a {inputs}×{outputs} layer cannot be split into buffers of at most {limit} bytes"
-                ))
-            })
-    }
 }
-
-/// The paper's weight initialiser: N(0, 0.01).
-const PAPER_WEIGHTS: Initializer = Initializer::Normal {
-    mean: 0.0,
-    std: 0.01,
-};
 
 /// The paper's bias: 1 or 0.
 fn paper_bias<B: Backend>(width: usize, one: bool, device: &B::Device) -> Param<Tensor<B, 1>> {
@@ -241,36 +295,75 @@ impl<B: Backend> AlexNet<B> {
         &self.config
     }
 
+    /// conv1 … conv5, in order.
+    pub fn convs(&self) -> Vec<&Conv2d<B>> {
+        self.features
+            .iter()
+            .filter_map(|layer| match layer {
+                Feature::Conv(conv) => Some(conv),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// fc6 … fc8, in order.
+    pub fn linears(&self) -> Vec<&SplitLinear<B>> {
+        self.classifier
+            .iter()
+            .filter_map(|layer| match layer {
+                Classifier::Linear(linear) => Some(linear),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// conv1 … conv5 and fc6 … fc8, mutably, in order (for loading weights).
+    pub(crate) fn weighted_mut(&mut self) -> (Vec<&mut Conv2d<B>>, Vec<&mut SplitLinear<B>>) {
+        let convs = self
+            .features
+            .iter_mut()
+            .filter_map(|layer| match layer {
+                Feature::Conv(conv) => Some(conv),
+                _ => None,
+            })
+            .collect();
+        let linears = self
+            .classifier
+            .iter_mut()
+            .filter_map(|layer| match layer {
+                Classifier::Linear(linear) => Some(linear),
+                _ => None,
+            })
+            .collect();
+        (convs, linears)
+    }
+
     /// Trainable parameters, counted from shapes alone: unlike `Module::num_params` it does
     /// not force Burn's lazy initialisation (61 M random draws take seconds on a CPU).
     pub fn parameter_count(&self) -> usize {
-        let convs = [
-            &self.conv1,
-            &self.conv2,
-            &self.conv3,
-            &self.conv4,
-            &self.conv5,
-        ];
-        let conv_params = convs.iter().map(|c| {
+        let conv_params = self.convs().into_iter().map(|c| {
             c.weight.lazy_shape().num_elements()
                 + c.bias.as_ref().map_or(0, |b| b.lazy_shape().num_elements())
         });
-        let fc_params = [&self.fc6, &self.fc7, &self.fc8].map(|fc| {
+        let fc_params = self.linears().into_iter().map(|fc| {
             let (inputs, outputs) = fc.dims();
             inputs * outputs + outputs
         });
-        conv_params.sum::<usize>() + fc_params.iter().sum::<usize>()
+        conv_params.sum::<usize>() + fc_params.sum::<usize>()
     }
 
     /// Stops conv1..conv5 from training (fine-tuning with `--freeze-features`): their
     /// parameters no longer require gradients, so an optimizer step leaves them unchanged
     /// (weight decay included); fc6..fc8 train as before.
     pub fn freeze_features(mut self) -> Self {
-        self.conv1 = self.conv1.no_grad();
-        self.conv2 = self.conv2.no_grad();
-        self.conv3 = self.conv3.no_grad();
-        self.conv4 = self.conv4.no_grad();
-        self.conv5 = self.conv5.no_grad();
+        self.features = self
+            .features
+            .into_iter()
+            .map(|layer| match layer {
+                Feature::Conv(conv) => Feature::Conv(conv.no_grad()),
+                other => other,
+            })
+            .collect();
         self
     }
 
@@ -293,65 +386,58 @@ impl<B: Backend> AlexNet<B> {
     }
 
     /// Class scores: `[B, 3, H, W] → [B, num_classes]` (unnormalised logits).
-    pub fn forward(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 2>, AlexNetError> {
+    ///
+    /// # Panics
+    /// When the images do not fit the network (wrong channel count, too small, or another
+    /// size than a flatten variant was built for); [`try_forward`](Self::try_forward) returns
+    /// that as an error.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.embed(images, FeatureLayer::Logits)
     }
 
+    /// [`forward`](Self::forward), or [`AlexNetError::InputTooSmall`] /
+    /// [`AlexNetError::Input`] when the images do not fit.
+    pub fn try_forward(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 2>, AlexNetError> {
+        self.try_embed(images, FeatureLayer::Logits)
+    }
+
     /// Activations of `layer`, flattened to `[B, features]`.
-    pub fn embed(
+    ///
+    /// # Panics
+    /// As [`forward`](Self::forward); [`try_embed`](Self::try_embed) returns the error.
+    pub fn embed(&self, images: Tensor<B, 4>, layer: FeatureLayer) -> Tensor<B, 2> {
+        self.try_embed(images, layer)
+            .unwrap_or_else(|e| panic!("AlexNet::forward: {e}"))
+    }
+
+    /// [`embed`](Self::embed), or the error when the images do not fit.
+    pub fn try_embed(
         &self,
         images: Tensor<B, 4>,
         layer: FeatureLayer,
     ) -> Result<Tensor<B, 2>, AlexNetError> {
         self.check_input(images.dims())?;
-        let x = self.features(images).flatten::<2>(1, 3);
-        Ok(self.classifier(x, layer))
-    }
-
-    /// conv1..pool5 (and the adaptive pool): `[B, 3, H, W] → [B, C5, 6, 6]` at 224.
-    /// Assumes [`check_input`](Self::check_input) passed.
-    fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        // [B, 3, 224, 224] → conv1 [B, C1, 55, 55] → pool [B, C1, 27, 27]
-        let x = self.local_norm(relu(self.conv1.forward(images)), &self.lrn1);
-        let x = self.pool.forward(x);
-        // → conv2 [B, C2, 27, 27] → pool [B, C2, 13, 13]
-        let x = self.local_norm(relu(self.conv2.forward(x)), &self.lrn2);
-        let x = self.pool.forward(x);
-        // → conv3, conv4, conv5 [B, C5, 13, 13] → pool [B, C5, 6, 6]
-        let x = relu(self.conv3.forward(x));
-        let x = relu(self.conv4.forward(x));
-        let x = relu(self.conv5.forward(x));
-        let x = self.pool.forward(x);
-        match &self.avgpool {
+        // [B, 3, 224, 224] → conv1 … pool5 → [B, C5, 6, 6]
+        let x = self
+            .features
+            .iter()
+            .fold(images, |x, module| module.forward(x));
+        let x = match &self.avgpool {
             Some(avgpool) => avgpool.forward(x),
             None => x,
+        };
+        // → [B, C5·6·6] → fc6 … fc8, stopping after the ReLU of the layer asked for.
+        let mut x = x.flatten::<2>(1, 3);
+        let mut linears = 0;
+        for module in &self.classifier {
+            if linears == layer.linears() && !matches!(module, Classifier::Relu(_)) {
+                break;
+            }
+            if matches!(module, Classifier::Linear(_)) {
+                linears += 1;
+            }
+            x = module.forward(x);
         }
-    }
-
-    fn local_norm(&self, x: Tensor<B, 4>, lrn: &Option<LocalResponseNorm>) -> Tensor<B, 4> {
-        match lrn {
-            Some(lrn) => lrn.forward(x),
-            None => x,
-        }
-    }
-
-    /// fc6..fc8 on the flattened pool5 map `[B, C5·6·6]`, stopping after `layer`.
-    fn classifier(&self, x: Tensor<B, 2>, layer: FeatureLayer) -> Tensor<B, 2> {
-        if layer == FeatureLayer::Pool5 {
-            return x;
-        }
-        let before = self.config.dropout_placement == DropoutPlacement::BeforeHidden;
-        let drop_before = |x: Tensor<B, 2>| if before { self.dropout.forward(x) } else { x };
-        let drop_after = |x: Tensor<B, 2>| if before { x } else { self.dropout.forward(x) };
-
-        let x = relu(self.fc6.forward(drop_before(x)));
-        if layer == FeatureLayer::Fc6 {
-            return x;
-        }
-        let x = relu(self.fc7.forward(drop_before(drop_after(x))));
-        if layer == FeatureLayer::Fc7 {
-            return x;
-        }
-        self.fc8.forward(drop_after(x))
+        Ok(x)
     }
 }

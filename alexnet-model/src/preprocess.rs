@@ -35,7 +35,7 @@ use crate::error::AlexNetError;
 pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 /// CIFAR-10's per-channel standard deviation.
 pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
-use crate::weights::HostTensor;
+use crate::tensor::HostTensor;
 
 /// torchvision's inference transform, with each step configurable.
 ///
@@ -126,7 +126,7 @@ impl Preprocessing {
     /// Checks that the values describe a usable transform: non-zero sizes, a crop no larger
     /// than the resized shorter side, finite means and positive finite deviations.
     pub fn validate(&self) -> Result<(), AlexNetError> {
-        let fail = |msg: String| Err(AlexNetError::Config(format!("preprocessing: {msg}")));
+        let fail = |msg: String| Err(AlexNetError::InvalidConfig(format!("preprocessing: {msg}")));
         if self.resize == 0 || self.crop == 0 {
             return fail(format!(
                 "resize ({}) and crop ({}) must be positive",

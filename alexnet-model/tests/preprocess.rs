@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use alexnet_model::preprocess::{decode_rgb, load_rgb, Preprocessing};
-use alexnet_model::weights::{read_safetensors, HostTensor, StateDict};
+use alexnet_model::tensor::HostTensor;
+use alexnet_model::weights::{read_safetensors, StateDict};
 use alexnet_model::AlexNetError;
 use image::RgbImage;
 
@@ -362,7 +363,7 @@ fn validate_rejects_unusable_values() {
     ];
     for pre in bad {
         match pre.validate() {
-            Err(AlexNetError::Config(msg)) => println!("{msg}"),
+            Err(AlexNetError::InvalidConfig(msg)) => println!("{msg}"),
             other => panic!("{pre:?}: {other:?}"),
         }
     }

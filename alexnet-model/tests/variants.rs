@@ -3,9 +3,11 @@
 //! the backend; `parity.rs` covers the numbers on every backend).
 
 use alexnet_model::config::{DropoutPlacement, InitScheme};
-use alexnet_model::shapes::LayerShapes;
-use alexnet_model::weights::KeyLayout;
-use alexnet_model::{AlexNet, AlexNetConfig, AlexNetError, FeatureLayer, LrnPreset, Variant};
+use alexnet_model::layers::{linear_slices, LayerShapes};
+use alexnet_model::model::Feature;
+use alexnet_model::{
+    AlexNet, AlexNetConfig, AlexNetError, FeatureLayer, KeyLayout, LrnPreset, Variant,
+};
 use burn::backend::NdArray;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
@@ -21,7 +23,7 @@ fn images(batch: usize, height: usize, width: usize) -> Tensor<B, 4> {
 }
 
 fn model(config: &AlexNetConfig) -> AlexNet<B> {
-    config.init(&Default::default()).expect("valid config")
+    config.try_init(&Default::default()).expect("valid config")
 }
 
 /// Narrow versions of the presets: same layout, quick to run.
@@ -66,10 +68,19 @@ fn parameter_count_agrees_with_burn() {
     }
 }
 
+fn feature_kind(layer: &Feature<B>) -> &'static str {
+    match layer {
+        Feature::Conv(_) => "conv",
+        Feature::Relu(_) => "relu",
+        Feature::Lrn(_) => "lrn",
+        Feature::MaxPool(_) => "pool",
+    }
+}
+
 #[test]
 fn paper_layers_are_the_2012_network() {
     let net = model(&AlexNetConfig::paper(1000));
-    let convs = [&net.conv1, &net.conv2, &net.conv3, &net.conv4, &net.conv5];
+    let convs = net.convs();
     let weight_dims: Vec<Vec<usize>> = convs
         .iter()
         .map(|c| c.weight.lazy_shape().to_vec())
@@ -84,16 +95,31 @@ fn paper_layers_are_the_2012_network() {
             [256, 192, 3, 3]
         ]
     );
-    assert_eq!(convs.map(|c| c.groups), [1, 2, 1, 2, 2]);
-    assert!(net.lrn1.is_some() && net.lrn2.is_some() && net.avgpool.is_none());
-    assert_eq!(net.pool.kernel_size, [3, 3]);
+    let groups: Vec<usize> = convs.iter().map(|c| c.groups).collect();
+    assert_eq!(groups, [1, 2, 1, 2, 2]);
+    let kinds: Vec<&str> = net.features.iter().map(feature_kind).collect();
     assert_eq!(
-        net.pool.stride,
-        [2, 2],
-        "overlapping pooling: stride 2, not the kernel size"
+        kinds,
+        [
+            "conv", "relu", "lrn", "pool", "conv", "relu", "lrn", "pool", "conv", "relu", "conv",
+            "relu", "conv", "relu", "pool"
+        ],
+        "conv → ReLU → LRN → pool, as in the paper"
     );
-    assert_eq!(net.fc6.dims(), (256 * 6 * 6, 4096));
-    assert_eq!(net.fc6.parts.len(), 1);
+    assert!(net.avgpool.is_none());
+    for layer in &net.features {
+        if let Feature::MaxPool(pool) = layer {
+            assert_eq!(pool.kernel_size, [3, 3]);
+            assert_eq!(
+                pool.stride,
+                [2, 2],
+                "overlapping pooling: stride 2, not the kernel size"
+            );
+        }
+    }
+    let fc6 = net.linears()[0];
+    assert_eq!(fc6.dims(), (256 * 6 * 6, 4096));
+    assert_eq!(fc6.parts.len(), 1);
     assert_eq!(net.config().lrn, Some(LrnPreset::CudaConvnet.config()));
     assert_eq!(
         net.config().dropout_placement,
@@ -104,10 +130,13 @@ fn paper_layers_are_the_2012_network() {
 #[test]
 fn torchvision_layers_match_torchvision() {
     let net = model(&AlexNetConfig::torchvision(1000));
-    let convs = [&net.conv1, &net.conv2, &net.conv3, &net.conv4, &net.conv5];
-    let out: Vec<usize> = convs.iter().map(|c| c.weight.lazy_shape()[0]).collect();
+    let out: Vec<usize> = net
+        .convs()
+        .iter()
+        .map(|c| c.weight.lazy_shape()[0])
+        .collect();
     assert_eq!(out, [64, 192, 384, 256, 256]);
-    assert!(net.lrn1.is_none() && net.lrn2.is_none());
+    assert!(!net.features.iter().any(|l| matches!(l, Feature::Lrn(_))));
     assert_eq!(net.avgpool.as_ref().unwrap().output_size, [6, 6]);
     assert_eq!(
         net.config().dropout_placement,
@@ -123,21 +152,17 @@ fn paper_initialisation() {
         let v = b.as_ref().unwrap().val();
         (v.clone().min().into_scalar(), v.max().into_scalar())
     };
-    let biases = [
-        bias_of(&net.conv1.bias),
-        bias_of(&net.conv2.bias),
-        bias_of(&net.conv3.bias),
-        bias_of(&net.conv4.bias),
-        bias_of(&net.conv5.bias),
-        bias_of(&net.fc6.parts[0].bias),
-        bias_of(&net.fc7.parts[0].bias),
-        bias_of(&net.fc8.parts[0].bias),
-    ];
+    let conv_biases = net.convs().into_iter().map(|c| bias_of(&c.bias));
+    let fc_biases = net
+        .linears()
+        .into_iter()
+        .map(|fc| bias_of(&fc.parts[0].bias));
+    let biases: Vec<(f32, f32)> = conv_biases.chain(fc_biases).collect();
     let expected = [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0];
     for (i, ((lo, hi), e)) in biases.iter().zip(expected).enumerate() {
         assert_eq!((*lo, *hi), (e, e), "bias of layer {i}");
     }
-    let w = net.conv3.weight.val();
+    let w = net.convs()[2].weight.val();
     let n = w.shape().num_elements() as f32;
     let mean = w.clone().mean().into_scalar();
     let std = (w.powf_scalar(2.0).sum().into_scalar() / n - mean * mean).sqrt();
@@ -153,8 +178,8 @@ fn torchvision_initialisation_is_pytorchs_default() {
     let net = model(&config);
     let bound = 1.0 / (64.0f32 * 5.0 * 5.0).sqrt(); // conv2: fan_in = 64·5·5
     for t in [
-        net.conv2.weight.val().flatten::<1>(0, 3),
-        net.conv2.bias.clone().unwrap().val(),
+        net.convs()[1].weight.val().flatten::<1>(0, 3),
+        net.convs()[1].bias.clone().unwrap().val(),
     ] {
         let (lo, hi) = (t.clone().min().into_scalar(), t.max().into_scalar());
         assert!(lo >= -bound && hi <= bound, "[{lo}, {hi}] outside ±{bound}");
@@ -183,13 +208,13 @@ fn output_shapes_at_each_input_size() {
     for (config, h, w) in cases {
         let net = model(&config);
         assert_eq!(
-            net.forward(images(2, h, w)).unwrap().dims(),
+            net.try_forward(images(2, h, w)).unwrap().dims(),
             [2, 7],
             "{h}×{w}"
         );
-        let fc7 = net.embed(images(2, h, w), FeatureLayer::Fc7).unwrap();
+        let fc7 = net.try_embed(images(2, h, w), FeatureLayer::Fc7).unwrap();
         assert_eq!(fc7.dims(), [2, 32]);
-        let pool5 = net.embed(images(1, h, w), FeatureLayer::Pool5).unwrap();
+        let pool5 = net.try_embed(images(1, h, w), FeatureLayer::Pool5).unwrap();
         let side = if config.variant == Variant::Cifar {
             3
         } else {
@@ -234,26 +259,30 @@ fn too_small_input_is_an_error_naming_the_minimum() {
     let config = narrow(AlexNetConfig::torchvision(10));
     assert_eq!(LayerShapes::minimum_input(&config), Some(63));
     let net = model(&config);
-    let err = net.forward(images(1, 62, 62)).unwrap_err();
-    let AlexNetError::Input(msg) = &err else {
+    let err = net.try_forward(images(1, 62, 62)).unwrap_err();
+    let AlexNetError::InputTooSmall { size, hint, .. } = &err else {
         panic!("{err:?}")
     };
-    assert!(msg.contains("63×63"), "{msg}");
-    assert!(net.forward(images(1, 63, 62)).is_err());
-    assert!(net.forward(images(1, 63, 63)).is_ok());
+    assert_eq!(*size, 62);
+    assert!(hint.contains("63×63"), "{hint}");
+    assert!(net.try_forward(images(1, 63, 62)).is_err());
+    assert!(net.try_forward(images(1, 63, 63)).is_ok());
 }
 
 #[test]
 fn wrong_input_shapes_are_errors() {
     let net = model(&narrow(AlexNetConfig::paper(10)));
-    let err = net.forward(images(1, 256, 256)).unwrap_err().to_string();
+    let err = net
+        .try_forward(images(1, 256, 256))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("224×224"), "{err}");
     let grey: Tensor<B, 4> = Tensor::zeros([1, 1, 224, 224], &Default::default());
-    let err = net.forward(grey).unwrap_err().to_string();
+    let err = net.try_forward(grey).unwrap_err().to_string();
     assert!(err.contains("expected 3 channels, got 1"), "{err}");
     let net = model(&narrow(AlexNetConfig::cifar(10)));
-    assert!(net.forward(images(1, 32, 32)).is_ok());
-    let err = net.forward(images(1, 64, 64)).unwrap_err().to_string();
+    assert!(net.try_forward(images(1, 32, 32)).is_ok());
+    let err = net.try_forward(images(1, 64, 64)).unwrap_err().to_string();
     assert!(err.contains("32×32"), "{err}");
 }
 
@@ -261,8 +290,8 @@ fn wrong_input_shapes_are_errors() {
 fn invalid_configs_are_errors() {
     let odd_groups = AlexNetConfig::paper(10).with_widths([8, 15, 24, 24, 16]);
     assert!(matches!(
-        odd_groups.init::<B>(&Default::default()),
-        Err(AlexNetError::Config(_))
+        odd_groups.try_init::<B>(&Default::default()),
+        Err(AlexNetError::InvalidConfig(_))
     ));
     let mut even_lrn = AlexNetConfig::paper(10);
     even_lrn.lrn.as_mut().unwrap().size = 4;
@@ -394,12 +423,15 @@ fn split_fc_layers_compute_the_same() {
     let split = model(&split_config)
         .load_state_dict(&dict, KeyLayout::Sequential)
         .unwrap();
-    assert_eq!(split.fc6.parts.len(), 4);
-    assert_eq!(split.fc8.parts.len(), 1);
+    assert_eq!(split.linears()[0].parts.len(), 4);
+    assert_eq!(split.linears()[2].parts.len(), 1);
     assert_eq!(split.parameter_count(), whole.parameter_count());
     assert_eq!(split.state_dict(KeyLayout::Sequential), dict);
     let x = images(2, 100, 100);
-    let (a, b) = (whole.forward(x.clone()).unwrap(), split.forward(x).unwrap());
+    let (a, b) = (
+        whole.try_forward(x.clone()).unwrap(),
+        split.try_forward(x).unwrap(),
+    );
     let diff = (a - b).abs().max().into_scalar();
     assert!(diff < 1e-6, "{diff}");
 }
@@ -407,13 +439,13 @@ fn split_fc_layers_compute_the_same() {
 #[test]
 fn full_size_fc6_splits_under_the_webgpu_limit() {
     use alexnet_model::config::WEBGPU_MAX_BINDING_BYTES;
-    let config = AlexNetConfig::paper(1000).with_max_param_bytes(Some(WEBGPU_MAX_BINDING_BYTES));
+    let limit = Some(WEBGPU_MAX_BINDING_BYTES);
     assert_eq!(
-        config.fc_parts(9216, 4096).unwrap(),
+        linear_slices(9216, 4096, limit).unwrap(),
         2,
         "151 MB → two 75.5 MB halves"
     );
-    assert_eq!(config.fc_parts(4096, 4096).unwrap(), 1);
+    assert_eq!(linear_slices(4096, 4096, limit).unwrap(), 1);
     let tiny_limit = AlexNetConfig::paper(1000).with_max_param_bytes(Some(8));
     let err = tiny_limit.validate().unwrap_err().to_string();
     assert!(
@@ -428,11 +460,11 @@ fn loaded_parameters_still_require_gradients() {
     type AD = burn::backend::Autodiff<NdArray>;
     let config = narrow(AlexNetConfig::cifar(10));
     let dict = model(&config).state_dict(KeyLayout::Sequential);
-    let fresh: AlexNet<AD> = config.init(&Default::default()).unwrap();
-    assert!(fresh.conv1.weight.val().is_require_grad());
+    let fresh: AlexNet<AD> = config.init(&Default::default());
+    assert!(fresh.convs()[0].weight.val().is_require_grad());
     let loaded = fresh.load_state_dict(&dict, KeyLayout::Sequential).unwrap();
-    assert!(loaded.conv1.weight.val().is_require_grad());
-    assert!(loaded.fc6.parts[0]
+    assert!(loaded.convs()[0].weight.val().is_require_grad());
+    assert!(loaded.linears()[0].parts[0]
         .bias
         .as_ref()
         .unwrap()

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use alexnet_common::args::parse_triple;
 use anyhow::{bail, Result};
 use clap::Parser;
 use serde::Serialize;
@@ -176,18 +177,6 @@ fn parse_widths(text: &str) -> Result<[usize; 5], String> {
     values
         .try_into()
         .map_err(|v: Vec<usize>| format!("expected five widths, got {}", v.len()))
-}
-
-/// Parses `R,G,B` (`--mean`, `--std`; alexnet-infer uses it too).
-pub fn parse_triple(text: &str) -> Result<[f32; 3], String> {
-    let values: Vec<f32> = text
-        .split(',')
-        .map(|v| v.trim().parse::<f32>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("expected three numbers `R,G,B`: {e}"))?;
-    values
-        .try_into()
-        .map_err(|v: Vec<f32>| format!("expected three numbers, got {}", v.len()))
 }
 
 impl Args {

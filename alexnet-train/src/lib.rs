@@ -1,7 +1,7 @@
-//! Library part of `alexnet-train`, shared with `alexnet-infer`: backend selection (the one
-//! place concrete backends are named) and datasets; and the training itself.
+//! Library part of `alexnet-train`: its command line, datasets and augmentation, and the
+//! training loop over Burn's `Autodiff` (backend selection and the CIFAR reader live in
+//! `alexnet-common`, shared with `alexnet-infer`).
 
-pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod train;

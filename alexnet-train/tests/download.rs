@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use alexnet_train::data::cifar::{CifarKind, IMAGE_BYTES};
+use alexnet_common::cifar::{CifarKind, IMAGE_BYTES};
 use alexnet_train::data::download::{
     download_url, ensure_archive, ensure_cifar, md5_hex, unpack, Archive, CIFAR10, CIFAR100,
 };

@@ -2,8 +2,9 @@
 
 mod common;
 
-use alexnet_model::weights::{read_safetensors, KeyLayout};
+use alexnet_model::weights::read_safetensors;
 use alexnet_model::AlexNetConfig;
+use alexnet_model::KeyLayout;
 use alexnet_train::train::metrics::Summary;
 use alexnet_train::train::{self, new_run_dir, EpochMetrics, RunOptions, TrainConfig};
 use common::*;
@@ -183,7 +184,6 @@ fn run_folder_holds_every_artifact() {
         let device = Default::default();
         let model = model_config
             .init::<burn::backend::NdArray>(&device)
-            .unwrap()
             .load_state_dict(&dict, KeyLayout::Sequential)
             .unwrap();
         assert_eq!(model.config().num_classes, 3);
@@ -293,20 +293,21 @@ fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
             .with_widths([8, 16, 16, 16, 16])
             .with_hidden(32)
             .init::<B>(&device)
-            .unwrap()
     };
     let (model, replaced) =
         train::export::load_initial(fresh(), &base.run_dir.join("model.bpk")).unwrap();
     assert!(!replaced);
     assert_eq!(model.state_dict(KeyLayout::Sequential), expected);
     // Loaded parameters still train (require gradients on the autodiff backend).
-    assert!(model.conv1.weight.is_require_grad() && model.fc8.parts[0].weight.is_require_grad());
+    assert!(
+        model.convs()[0].weight.is_require_grad()
+            && model.linears()[2].parts[0].weight.is_require_grad()
+    );
     // Five classes: fc8 is fresh, everything else loaded.
     let five = AlexNetConfig::cifar(5)
         .with_widths([8, 16, 16, 16, 16])
         .with_hidden(32)
-        .init::<B>(&device)
-        .unwrap();
+        .init::<B>(&device);
     let (model, replaced) =
         train::export::load_initial(five, &base.run_dir.join("model.safetensors")).unwrap();
     assert!(replaced);
@@ -317,8 +318,7 @@ fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
     let wide = AlexNetConfig::cifar(3)
         .with_widths([16, 16, 16, 16, 16])
         .with_hidden(32)
-        .init::<B>(&device)
-        .unwrap();
+        .init::<B>(&device);
     let err = train::export::load_initial(wide, &base.run_dir.join("model.safetensors"))
         .expect_err("shape mismatch");
     let message = format!("{err:#}");
@@ -343,7 +343,7 @@ fn data_parallel_gradient_equals_the_whole_batch_gradient() {
         .with_widths([8, 16, 16, 16, 16])
         .with_hidden(32);
     config.dropout = 0.0;
-    let model = config.init::<B>(&device).unwrap();
+    let model = config.init::<B>(&device);
     // 7 images: shards of 4+3 on two devices, 2+2+2+1 on four.
     let side = 32;
     let images: Vec<f32> = (0..7 * 3 * side * side)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::cifar::CifarKind;
+use alexnet_common::cifar::CifarKind;
 
 /// A downloadable archive and its published checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +58,8 @@ pub fn data_files(kind: CifarKind, dir: &Path) -> Vec<PathBuf> {
 
 /// The record files and the class-name file that a complete download provides.
 pub fn needed_files(kind: CifarKind, dir: &Path) -> Vec<PathBuf> {
-    let names = match kind {
-        CifarKind::Cifar10 => "batches.meta.txt",
-        CifarKind::Cifar100Fine => "fine_label_names.txt",
-        CifarKind::Cifar100Coarse => "coarse_label_names.txt",
-    };
     let mut files = data_files(kind, dir);
-    files.push(dir.join(names));
+    files.push(dir.join(kind.label_names_file()));
     files
 }
 

@@ -4,63 +4,26 @@
 //! sub-folders in sorted order; files are found by extension and decoded on the loader's
 //! threads — a corrupt file is an error naming it, not a panic.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use alexnet_common::images::{class_folders, image_files, IMAGE_EXTENSIONS};
+use anyhow::{bail, Result};
 
 use super::rng::{mix, Rng};
 use super::source::{Files, Splits};
 
-/// File extensions read as images (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 9] = [
-    "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif",
-];
-
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read directory {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .with_context(|| format!("cannot read directory {}", dir.display()))?;
-    entries.sort();
-    Ok(entries)
-}
-
-/// Class sub-folders of `dir`, sorted by name.
-fn class_dirs(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    let mut classes = BTreeMap::new();
-    for path in sorted_entries(dir)? {
-        if path.is_dir() {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            classes.insert(name, path);
-        }
-    }
-    Ok(classes)
-}
-
 /// The images of one split given the class list.
 fn split_items(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, usize)>> {
     let mut items = Vec::new();
-    for (name, path) in class_dirs(dir)? {
+    for (name, path) in class_folders(dir)? {
         let Some(label) = classes.iter().position(|c| *c == name) else {
             bail!(
                 "{}: class folder `{name}` is not among the training classes",
                 dir.display()
             );
         };
-        for file in sorted_entries(&path)? {
-            if file.is_file() && is_image(&file) {
-                items.push((file, label));
-            }
-        }
+        items.extend(image_files(&path)?.into_iter().map(|file| (file, label)));
     }
     Ok(items)
 }
@@ -77,7 +40,10 @@ pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
             root.display()
         );
     }
-    let classes: Vec<String> = class_dirs(&train_dir)?.into_keys().collect();
+    let classes: Vec<String> = class_folders(&train_dir)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     if classes.is_empty() {
         bail!("{}: no class sub-folders", train_dir.display());
     }

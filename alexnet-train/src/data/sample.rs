@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::cifar::{parse_records, CifarImage, CifarKind};
+use alexnet_common::cifar::{parse_records, CifarImage, CifarKind};
 
 macro_rules! sample_file {
     ($name:literal) => {

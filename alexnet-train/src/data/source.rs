@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use image::RgbImage;
 
-use super::cifar::{self, CifarImage, CifarKind};
 use super::sample;
+use alexnet_common::cifar::{self, CifarImage, CifarKind};
 
 /// A labelled image collection. Decoding errors are returned, never panics.
 pub trait ImageSource: Send + Sync {
@@ -145,35 +145,11 @@ pub fn cifar_folder(dir: &Path, kind: CifarKind) -> Result<Splits> {
     }
     let train = cifar::read_files(&train_files, kind)?;
     let val = cifar::read_files(&val_files, kind)?;
-    let classes = cifar_class_names(dir, kind);
+    let classes = cifar::class_names(dir, kind);
     Ok(Splits {
         train: Arc::new(InMemory::from_cifar(&train)),
         val: Arc::new(InMemory::from_cifar(&val)),
         classes,
         description: format!("{kind:?} binary folder {}", dir.display()),
     })
-}
-
-/// Class names from `batches.meta.txt` / `fine_label_names.txt` / `coarse_label_names.txt`
-/// when present with the right count, else `class0`, `class1`, ….
-fn cifar_class_names(dir: &Path, kind: CifarKind) -> Vec<String> {
-    let file = match kind {
-        CifarKind::Cifar10 => "batches.meta.txt",
-        CifarKind::Cifar100Fine => "fine_label_names.txt",
-        CifarKind::Cifar100Coarse => "coarse_label_names.txt",
-    };
-    let names: Vec<String> = std::fs::read_to_string(dir.join(file))
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    if names.len() == kind.num_classes() {
-        names
-    } else {
-        (0..kind.num_classes())
-            .map(|i| format!("class{i}"))
-            .collect()
-    }
 }

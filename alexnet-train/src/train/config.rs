@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::schedule::Schedule;
 use crate::data::augment::Transform;
-use crate::data::cifar::CifarKind;
+use alexnet_common::cifar::CifarKind;
 
 /// Every option of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,18 +32,21 @@ pub fn save_burn<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
 pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexNet<B>, bool)> {
     let mut dict = read_state_dict(path)?;
     let layout = detect_layout(&dict).with_context(|| format!("{}", path.display()))?;
-    let fc8 = alexnet_model::weights::key_prefixes(model.config(), layout)[7].clone();
+    // fc8's weight and bias: the network's last two parameters.
+    let parameters = model.config().parameters()?;
+    let fc8: Vec<String> = parameters[parameters.len() - 2..]
+        .iter()
+        .map(|p| p.key(layout))
+        .collect();
     let classes = model.config().num_classes;
     let mut replaced = false;
-    let weight_key = format!("{fc8}.weight");
-    let Some(weight) = dict.get(&weight_key) else {
-        bail!("{}: no `{weight_key}` tensor", path.display());
+    let Some(weight) = dict.get(&fc8[0]) else {
+        bail!("{}: no `{}` tensor", path.display(), fc8[0]);
     };
     if weight.shape.first() != Some(&classes) {
         let fresh: StateDict = model.state_dict(layout);
-        for suffix in ["weight", "bias"] {
-            let key = format!("{fc8}.{suffix}");
-            dict.insert(key.clone(), fresh[&key].clone());
+        for key in &fc8 {
+            dict.insert(key.clone(), fresh[key].clone());
         }
         replaced = true;
     }

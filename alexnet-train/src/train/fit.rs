@@ -36,17 +36,17 @@ use super::metrics::{self, EpochMetrics, Summary, Tally};
 use super::parallel::{batch_gradients, batch_tensors, host_logits};
 use super::schedule::Scheduler;
 use super::{export, plot, Outcome, RunOptions, TrainConfig};
-use crate::backend::{device_by_index, BackendJob, BackendKind};
 use crate::data::augment::Transform;
 use crate::data::loader::{batches, epoch_order, LoaderConfig};
 use crate::data::rng::mix;
 use crate::data::source::{ImageSource, Splits};
+use alexnet_common::backend::{device_by_index, BackendJob, BackendKind};
 
 /// Stream tags for [`mix`].
 const INIT_STREAM: u64 = 0x1417;
 const DROPOUT_STREAM: u64 = 0xD80F;
 
-/// One training invocation, run on the chosen backend by [`crate::backend::dispatch`].
+/// One training invocation, run on the chosen backend by [`alexnet_common::backend::dispatch`].
 pub struct FitJob<'a> {
     pub(super) config: &'a TrainConfig,
     pub(super) data: &'a Splits,
@@ -106,7 +106,7 @@ pub fn evaluate<B: Backend>(
         let batch = batch?;
         let labels = &batch.labels;
         let (x, _) = batch_tensors::<B>(&batch, 0..batch.len(), device);
-        let logits = host_logits(model.forward(x)?)?;
+        let logits = host_logits(model.try_forward(x)?)?;
         tally.add(row_losses(&logits, labels), &logits, labels);
         for (row, &label) in logits.chunks_exact(classes).zip(labels) {
             let guess = (0..classes)
@@ -153,7 +153,7 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<O
 
     let device = devices[0].clone();
     B::seed(&device, mix(config.seed, INIT_STREAM, 0));
-    let mut model: AlexNet<B> = model_config.init(&device)?;
+    let mut model: AlexNet<B> = model_config.try_init(&device)?;
     if config.freeze_features {
         // Before any loading: a checkpoint or weights file keeps the target's
         // require-grad flags.

@@ -26,10 +26,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::backend::{dispatch, BackendKind};
 use crate::data::folder::image_folder;
 use crate::data::rng::{mix, Rng};
 use crate::data::source::{cifar_folder, cifar_sample, ImageSource, Splits};
+use alexnet_common::backend::{dispatch, BackendKind};
 pub use config::TrainConfig;
 pub use metrics::{EpochMetrics, Summary};
 

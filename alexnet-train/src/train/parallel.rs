@@ -77,9 +77,9 @@ fn shard_step<B: AutodiffBackend>(
     range: std::ops::Range<usize>,
     weight: f64,
 ) -> Result<(GradientsParams, f64, Vec<f32>)> {
-    let device = model.conv1.weight.device();
+    let device = model.convs()[0].weight.device();
     let (x, y) = batch_tensors::<B>(batch, range, &device);
-    let logits = model.forward(x)?;
+    let logits = model.try_forward(x)?;
     let loss = CrossEntropyLossConfig::new()
         .init(&device)
         .forward(logits.clone(), y);

@@ -1,4 +1,5 @@
-//! The one place where this binary picks a concrete Burn backend. Everything else is generic.
+//! The one place where the binaries pick a concrete Burn backend. Everything else is generic;
+//! training wraps the chosen backend in `Autodiff` itself.
 
 use std::fmt;
 
@@ -124,14 +125,37 @@ pub fn device_by_index<B: burn::tensor::backend::Backend>(index: usize) -> B::De
 pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     match kind {
         #[cfg(feature = "flex")]
-        BackendKind::Flex => job.run::<burn::backend::Flex>(Default::default()),
+        BackendKind::Flex => run_on::<burn::backend::Flex, J>(kind, job),
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => job.run::<burn::backend::NdArray>(Default::default()),
+        BackendKind::Ndarray => run_on::<burn::backend::NdArray, J>(kind, job),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
+        BackendKind::Wgpu => run_on::<burn::backend::Wgpu, J>(kind, job),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => job.run::<burn::backend::Cuda>(Default::default()),
+        BackendKind::Cuda => run_on::<burn::backend::Cuda, J>(kind, job),
         #[allow(unreachable_patterns)]
         other => bail!("backend `{other}` is not compiled into this binary"),
     }
+}
+
+/// Runs `job` on `B`'s default device, after checking that a GPU backend has a device (its
+/// first operation would otherwise panic).
+#[allow(dead_code)] // unused when no backend feature is enabled
+fn run_on<B: burn::tensor::backend::Backend, J: BackendJob>(
+    kind: BackendKind,
+    job: J,
+) -> Result<J::Output> {
+    let device = B::Device::default();
+    if !kind.is_cpu() {
+        alexnet_model::device::probe::<B>(&device).map_err(|e| {
+            let hint = match kind {
+                BackendKind::Wgpu => {
+                    "install a GPU driver or, without a GPU, a software Vulkan device \
+                     (Debian: apt-get install mesa-vulkan-drivers)"
+                }
+                _ => "it needs an NVIDIA GPU with its driver",
+            };
+            anyhow::anyhow!("--backend {kind}: no usable device ({e}); {hint}")
+        })?;
+    }
+    job.run::<B>(device)
 }

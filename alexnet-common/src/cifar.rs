@@ -53,6 +53,15 @@ impl CifarKind {
         names.into_iter().map(|n| dir.join(n)).collect()
     }
 
+    /// The file of a CIFAR folder that names the classes, one per line in label order.
+    pub fn label_names_file(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "batches.meta.txt",
+            Self::Cifar100Fine => "fine_label_names.txt",
+            Self::Cifar100Coarse => "coarse_label_names.txt",
+        }
+    }
+
     /// Guesses the kind of a folder from its file names (CIFAR-10 or CIFAR-100 fine labels).
     pub fn detect(dir: &Path) -> Option<Self> {
         if dir.join("test_batch.bin").is_file() || dir.join("data_batch_1.bin").is_file() {
@@ -120,6 +129,25 @@ pub fn parse_records(bytes: &[u8], kind: CifarKind, name: &str) -> Result<Vec<Ci
             })
         })
         .collect()
+}
+
+/// Class names from the folder's [`label_names_file`](CifarKind::label_names_file) when it is
+/// present with the right count, else `class0`, `class1`, ….
+pub fn class_names(dir: &Path, kind: CifarKind) -> Vec<String> {
+    let names: Vec<String> = std::fs::read_to_string(dir.join(kind.label_names_file()))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if names.len() == kind.num_classes() {
+        names
+    } else {
+        (0..kind.num_classes())
+            .map(|i| format!("class{i}"))
+            .collect()
+    }
 }
 
 /// Reads every record of the given files, in order.

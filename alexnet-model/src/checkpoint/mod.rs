@@ -1,0 +1,275 @@
+//! Weight files: format detection, PyTorch `.pth` (zip and legacy), safetensors and Burn's
+//! format, in and out.
+//!
+//! Reading turns any supported file into a [`StateDict`] in PyTorch's conventions; the
+//! configuration comes from the file when it stores one (our safetensors and Burn exports do)
+//! and is otherwise inferred from the tensors' shapes ([`infer_config`]).
+//!
+//! | format | detected by | read | written |
+//! |---|---|---|---|
+//! | [`PytorchZip`](WeightFormat::PytorchZip) (`torch.save` since 1.6) | `PK\x03\x04` | yes | no |
+//! | [`PytorchLegacy`](WeightFormat::PytorchLegacy) (`_use_new_zipfile_serialization=False`) | pickled magic number | yes | no |
+//! | [`Safetensors`](WeightFormat::Safetensors) | 8-byte header length, then `{` | yes | Sequential (torchvision-style) keys + config |
+//! | [`Burn`](WeightFormat::Burn) (Burnpack) | `NRUB` | yes | Caffe keys + config |
+//!
+//! Any dtype (f16, bf16, f64, integers) is converted to f32. A `{"state_dict": ...}`,
+//! `{"model_state_dict": ...}` or `{"model": ...}` wrapper is unwrapped (other entries such as
+//! `"epoch"` are ignored) and a DataParallel `module.` prefix is stripped.
+//!
+//! Modules: [`format`] (detection), [`pytorch`] and [`pickle`] (`.pth`, with the pickle
+//! safety scan: nothing off the tensor-rebuilding allow-list is accepted), [`burnpack`]
+//! (Burn's format), [`fit`] (the configuration a state dict describes).
+//!
+//! Writing `.pth` files is not supported: export safetensors, which PyTorch loads with
+//! `safetensors.torch.load_file`.
+
+mod burnpack;
+mod fit;
+mod format;
+mod pickle;
+mod pytorch;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use burn::config::{config_to_json, Config};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, TensorData};
+
+use crate::config::{AlexNetConfig, Variant};
+use crate::error::AlexNetError;
+use crate::layers::KeyLayout;
+use crate::model::AlexNet;
+use crate::tensor::HostTensor;
+use crate::weights::{check_state_dict, read_safetensors, StateDict};
+pub use burnpack::CONFIG_TENSOR;
+pub use fit::{detect_layout, infer_config};
+pub use format::detect_format;
+
+/// Metadata key (safetensors and Burnpack) holding the [`AlexNetConfig`] as JSON.
+pub const CONFIG_METADATA_KEY: &str = "alexnet_config";
+
+/// A weight file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// `torch.save`'s zip archive (PyTorch 1.6 and later; the default today).
+    PytorchZip,
+    /// `torch.save(..., _use_new_zipfile_serialization=False)`: a sequence of pickles followed
+    /// by the raw storages.
+    PytorchLegacy,
+    /// Hugging Face safetensors.
+    Safetensors,
+    /// Burn's Burnpack format (see the module docs for what it holds).
+    Burn,
+}
+
+impl WeightFormat {
+    /// Human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::PytorchZip => "PyTorch zip",
+            WeightFormat::PytorchLegacy => "PyTorch legacy",
+            WeightFormat::Safetensors => "safetensors",
+            WeightFormat::Burn => "Burn (Burnpack)",
+        }
+    }
+}
+
+/// A weight file as read: its format, its tensors and the configuration it stores, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The file's format.
+    pub format: WeightFormat,
+    /// Every tensor, PyTorch conventions, wrapper and `module.` prefix removed.
+    pub state_dict: StateDict,
+    /// The configuration stored with the weights (our safetensors and Burn exports).
+    pub config: Option<AlexNetConfig>,
+}
+
+/// One-line error naming the file.
+fn file_error(path: &Path, message: impl std::fmt::Display) -> AlexNetError {
+    AlexNetError::Weights(message.to_string()).in_file(path)
+}
+
+/// The output format an extension asks for: `.pth`/`.pt` (PyTorch zip), `.safetensors`,
+/// `.bpk`/`.burn` (Burn). `None` for anything else.
+pub fn format_from_extension(path: &Path) -> Option<WeightFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "pth" | "pt" => Some(WeightFormat::PytorchZip),
+        "safetensors" => Some(WeightFormat::Safetensors),
+        "bpk" | "burn" => Some(WeightFormat::Burn),
+        _ => None,
+    }
+}
+
+/// Reads any supported file into a PyTorch-convention state dict (see the module docs).
+pub fn read_state_dict(path: &Path) -> Result<StateDict, AlexNetError> {
+    read_checkpoint(path).map(|checkpoint| checkpoint.state_dict)
+}
+
+/// Reads any supported file: tensors and, where the file stores one, the configuration.
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, AlexNetError> {
+    let format = detect_format(path)?;
+    let (dict, config) = match format {
+        WeightFormat::PytorchZip | WeightFormat::PytorchLegacy => {
+            pytorch::check_pickles(path, format)?;
+            (pytorch::read_pytorch(path)?, None)
+        }
+        WeightFormat::Safetensors => {
+            let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+            let (dict, metadata) = read_safetensors(&bytes).map_err(|e| e.in_file(path))?;
+            let config = metadata
+                .get(CONFIG_METADATA_KEY)
+                .map(|json| parse_config(path, json.as_bytes()))
+                .transpose()?;
+            (dict, config)
+        }
+        WeightFormat::Burn => burnpack::read_burnpack(path)?,
+    };
+    let state_dict = unwrap_state_dict(dict);
+    if state_dict.is_empty() {
+        return Err(file_error(path, "the file holds no tensors"));
+    }
+    Ok(Checkpoint {
+        format,
+        state_dict,
+        config,
+    })
+}
+
+fn parse_config(path: &Path, json: &[u8]) -> Result<AlexNetConfig, AlexNetError> {
+    AlexNetConfig::load_binary(json)
+        .map_err(|e| file_error(path, format!("unreadable `{CONFIG_METADATA_KEY}`: {e}")))
+}
+
+/// Keeps what sits under a `state_dict.` / `model_state_dict.` / `model.` wrapper, then strips
+/// a `module.` prefix that every key carries (`nn.DataParallel`).
+fn unwrap_state_dict(dict: StateDict) -> StateDict {
+    let mut dict = dict;
+    for wrapper in ["state_dict.", "model_state_dict.", "model."] {
+        if dict.keys().any(|k| k.starts_with(wrapper)) {
+            dict = dict
+                .into_iter()
+                .filter_map(|(k, v)| k.strip_prefix(wrapper).map(|k| (k.to_string(), v)))
+                .collect();
+            break;
+        }
+    }
+    if !dict.is_empty() && dict.keys().all(|k| k.starts_with("module.")) {
+        dict = dict
+            .into_iter()
+            .map(|(k, v)| (k["module.".len()..].to_string(), v))
+            .collect();
+    }
+    dict
+}
+
+/// A tensor's data as f32 on the host, checking that its bytes fit its shape.
+fn host_tensor(name: &str, data: TensorData) -> Result<HostTensor, String> {
+    let shape = data.shape.to_vec();
+    if matches!(data.dtype, DType::QFloat(_)) {
+        return Err(format!("`{name}`: quantized tensors are not supported"));
+    }
+    let count: usize = shape.iter().product();
+    if data.bytes.len() != count * data.dtype.size() {
+        return Err(format!(
+            "`{name}`: {} bytes of data for shape {shape:?} ({:?})",
+            data.bytes.len(),
+            data.dtype
+        ));
+    }
+    let values = catch_unwind(AssertUnwindSafe(|| data.convert::<f32>().to_vec::<f32>()))
+        .map_err(|_| format!("`{name}`: could not convert to f32"))?
+        .map_err(|e| format!("`{name}`: {e:?}"))?;
+    Ok(HostTensor { shape, values })
+}
+
+/// one (checked against `variant` and the shapes), otherwise [`infer_config`].
+pub fn resolve_config(
+    checkpoint: &Checkpoint,
+    variant: Option<Variant>,
+) -> Result<(AlexNetConfig, KeyLayout), AlexNetError> {
+    let Some(stored) = &checkpoint.config else {
+        return infer_config(&checkpoint.state_dict, variant);
+    };
+    if let Some(variant) = variant.filter(|&v| v != stored.variant) {
+        return Err(AlexNetError::Weights(format!(
+            "the file stores a {} network, not {}",
+            stored.variant.name(),
+            variant.name()
+        )));
+    }
+    let layout = detect_layout(&checkpoint.state_dict)?;
+    let config = stored.clone().with_max_param_bytes(None);
+    config.validate()?;
+    check_state_dict(&checkpoint.state_dict, &config, layout)?;
+    Ok((config, layout))
+}
+
+/// Reads a weight file of any supported format and builds the network it describes
+/// (configuration stored in the file, or inferred from the shapes; `variant` forces one),
+/// with fully connected layers split under `max_param_bytes`.
+pub fn load_model<B: Backend>(
+    path: &Path,
+    variant: Option<Variant>,
+    max_param_bytes: Option<usize>,
+    device: &B::Device,
+) -> Result<AlexNet<B>, AlexNetError> {
+    let checkpoint = read_checkpoint(path)?;
+    let (config, layout) = resolve_config(&checkpoint, variant).map_err(|e| e.in_file(path))?;
+    let config = config.with_max_param_bytes(max_param_bytes);
+    config
+        .try_init::<B>(device)?
+        .load_state_dict(&checkpoint.state_dict, layout)
+        .map_err(|e| e.in_file(path))
+}
+
+/// Writes `model`'s weights and configuration to `path` in `format`: safetensors with
+/// Sequential (torchvision-style) keys and the configuration's JSON in the metadata
+/// (`alexnet_config`), or Burn's Burnpack format (see the module docs). Writing PyTorch
+/// `.pth` files is not supported.
+pub fn save_model<B: Backend>(
+    model: &AlexNet<B>,
+    path: &Path,
+    format: WeightFormat,
+) -> Result<(), AlexNetError> {
+    let config = model.config().clone().with_max_param_bytes(None);
+    let json = config_to_json(&config);
+    match format {
+        WeightFormat::Safetensors => {
+            let dict = model.state_dict(KeyLayout::Sequential);
+            let bytes = safetensors_bytes(&dict, &json).map_err(|e| file_error(path, e))?;
+            std::fs::write(path, bytes).map_err(|e| file_error(path, e))
+        }
+        WeightFormat::Burn => {
+            burnpack::write_burnpack(path, model.state_dict(KeyLayout::Caffe), &json)
+        }
+        WeightFormat::PytorchZip | WeightFormat::PytorchLegacy => Err(file_error(
+            path,
+            "writing PyTorch .pth files is not supported: export .safetensors (PyTorch loads \
+             it with safetensors.torch.load_file)",
+        )),
+    }
+}
+
+/// (one entry keeps the bytes deterministic).
+fn safetensors_bytes(dict: &StateDict, config_json: &str) -> Result<Vec<u8>, String> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = dict
+        .iter()
+        .map(|(key, t)| {
+            let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (key.clone(), t.shape.clone(), data)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(key, shape, data)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|view| (key.clone(), view))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = [(CONFIG_METADATA_KEY.to_string(), config_json.to_string())];
+    safetensors::serialize(views, Some(metadata.into_iter().collect())).map_err(|e| e.to_string())
+}
