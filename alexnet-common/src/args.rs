@@ -1,5 +1,37 @@
 //! Flag values both command lines parse.
 
+use clap::ValueEnum;
+
+use crate::backend::BackendKind;
+
+/// Parses a [`ValueEnum`] choice; the error names the value and every choice, e.g. "unknown
+/// schedule `linear` (expected constant, step, plateau or cosine)".
+pub fn choice<T: ValueEnum>(what: &str, text: &str) -> Result<T, String> {
+    T::from_str(text, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        format!("unknown {what} `{text}` (expected {expected})")
+    })
+}
+
+/// `--backend`, accepting only the backends compiled in.
+pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(name).map_err(|e| e.to_string())
+}
+
+/// `--variant`: `paper`, `torchvision` or `cifar`.
+pub fn parse_variant(name: &str) -> Result<alexnet_model::Variant, String> {
+    alexnet_model::Variant::parse(name).map_err(|e| e.to_string())
+}
+
 /// Parses `R,G,B` (`--mean`, `--std`).
 pub fn parse_triple(text: &str) -> Result<[f32; 3], String> {
     let values: Vec<f32> = text
@@ -15,6 +47,24 @@ pub fn parse_triple(text: &str) -> Result<[f32; 3], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choices_name_every_value() {
+        #[derive(Clone, Debug, PartialEq, ValueEnum)]
+        enum Fruit {
+            Apple,
+            BloodOrange,
+            Kiwi,
+        }
+        assert_eq!(
+            choice::<Fruit>("fruit", "blood-orange"),
+            Ok(Fruit::BloodOrange)
+        );
+        assert_eq!(
+            choice::<Fruit>("fruit", "pear").unwrap_err(),
+            "unknown fruit `pear` (expected apple, blood-orange or kiwi)"
+        );
+    }
 
     #[test]
     fn triples() {

@@ -4,9 +4,11 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 
-/// A backend compiled into this binary (cargo features `flex`, `ndarray`, `wgpu`, `cuda`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A Burn backend (cargo features `flex`, `ndarray`, `wgpu`, `cuda` compile them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Burn's fast CPU backend (the default: fastest CPU backend measured, see README).
     Flex,
@@ -72,21 +74,30 @@ impl BackendKind {
 
     /// Parses `--backend`, accepting only compiled backends.
     pub fn parse(name: &str) -> Result<Self> {
-        let names = || {
-            Self::available()
-                .iter()
-                .map(|b| b.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         match Self::ALL.into_iter().find(|b| b.name() == name) {
-            Some(kind) if kind.compiled() => Ok(kind),
-            Some(_) => bail!(
-                "backend `{name}` is not compiled into this binary (rebuild with --features {name}); available: {}",
-                names()
+            Some(kind) => kind.ensure_compiled(),
+            None => bail!(
+                "unknown backend `{name}`; available: {}",
+                Self::available_names()
             ),
-            None => bail!("unknown backend `{name}`; available: {}", names()),
         }
+    }
+
+    /// `self`, or an error when this binary was built without it (a configuration file may
+    /// name any backend).
+    pub fn ensure_compiled(self) -> Result<Self> {
+        if !self.compiled() {
+            bail!(
+                "backend `{self}` is not compiled into this binary (rebuild with --features {self}); available: {}",
+                Self::available_names()
+            );
+        }
+        Ok(self)
+    }
+
+    fn available_names() -> String {
+        let names: Vec<&str> = Self::available().iter().map(|b| b.name()).collect();
+        names.join(", ")
     }
 
     /// The first compiled backend in the order flex, ndarray, wgpu, cuda.

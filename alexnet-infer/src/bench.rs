@@ -10,7 +10,8 @@ use burn::tensor::{Distribution, Tensor};
 use clap::Args;
 use serde::Serialize;
 
-use crate::{parse_backend, Format, ModelArgs};
+use crate::{Format, ModelArgs};
+use alexnet_common::args::parse_backend;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

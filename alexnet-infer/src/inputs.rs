@@ -17,7 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use image::RgbImage;
 
-use crate::{parse_backend, parse_variant};
+use alexnet_common::args::{parse_backend, parse_variant};
 
 /// `--weights`, `--variant`, `--backend`.
 #[derive(Args, Debug, Clone)]
@@ -120,6 +120,7 @@ pub fn prepare_views(
 
 /// Gets each item's image with `load` and preprocesses it, on worker threads: each result is
 /// the image's views (`[3, crop, crop]` each; one, or ten with `ten_crop`) or why it failed.
+/// A decoder that panics on a hostile file fails that item only.
 pub fn prepare_with<T: Sync>(
     items: &[T],
     load: impl Fn(&T) -> Result<RgbImage> + Sync,
@@ -127,11 +128,21 @@ pub fn prepare_with<T: Sync>(
     ten_crop: bool,
 ) -> Vec<Result<Vec<HostTensor>>> {
     let prepare = |item: &T| -> Result<Vec<HostTensor>> {
-        let image = load(item)?;
-        Ok(if ten_crop {
-            preprocessing.ten_crop(&image)
-        } else {
-            vec![preprocessing.center_view(&image)]
+        let views = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let image = load(item)?;
+            Ok(if ten_crop {
+                preprocessing.ten_crop(&image)
+            } else {
+                vec![preprocessing.center_view(&image)]
+            })
+        }));
+        views.unwrap_or_else(|panic| {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown reason");
+            bail!("the image decoder failed ({reason})")
         })
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -144,7 +155,7 @@ pub fn prepare_with<T: Sync>(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("preprocessing worker"))
+            .flat_map(|h| h.join().expect("each item's panic is caught"))
             .collect()
     })
 }
@@ -194,4 +205,27 @@ pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicking decoder fails its own item; the others are still prepared.
+    #[test]
+    fn a_decoder_panic_fails_one_item() {
+        let preprocessing = Preprocessing {
+            resize: 8,
+            crop: 8,
+            ..Preprocessing::default()
+        };
+        let load = |&n: &u8| -> Result<RgbImage> {
+            assert!(n != 2, "corrupt image {n}");
+            Ok(RgbImage::new(8, 8))
+        };
+        let results = prepare_with(&[1u8, 2, 3], load, &preprocessing, false);
+        assert!(results[0].is_ok() && results[2].is_ok());
+        let err = results[1].as_ref().unwrap_err().to_string();
+        assert!(err.contains("corrupt image 2"), "{err}");
+    }
 }

@@ -14,7 +14,7 @@ mod inputs;
 
 use std::process::ExitCode;
 
-use alexnet_common::backend::BackendKind;
+use alexnet_common::args::parse_variant;
 use alexnet_model::{AlexNetConfig, Variant};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -90,15 +90,6 @@ impl ModelArgs {
         let input_size = self.input_size.unwrap_or(config.input_size);
         Ok((config, input_size))
     }
-}
-
-pub fn parse_variant(name: &str) -> Result<Variant, String> {
-    Variant::parse(name).map_err(|e| e.to_string())
-}
-
-/// `--backend`, parsed against the backends compiled in.
-pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
-    BackendKind::parse(name).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -14,6 +14,13 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs a command that must succeed and returns its stdout.
+fn succeed(args: &[&str]) -> String {
+    let out = infer(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -34,10 +41,9 @@ fn info_prints_layers_and_the_paper_total() {
 
 #[test]
 fn info_torchvision_total_and_class_count() {
-    let out = infer(&["info", "--variant", "torchvision"]);
-    assert!(stdout(&out).contains("total parameters: 61,100,840"));
-    let out = infer(&["info", "--variant", "torchvision", "--num-classes", "10"]);
-    let text = stdout(&out);
+    let text = succeed(&["info", "--variant", "torchvision"]);
+    assert!(text.contains("total parameters: 61,100,840"), "{text}");
+    let text = succeed(&["info", "--variant", "torchvision", "--num-classes", "10"]);
     assert!(
         text.lines()
             .any(|l| l.starts_with("fc8") && l.contains("40,970")),
@@ -47,8 +53,7 @@ fn info_torchvision_total_and_class_count() {
 
 #[test]
 fn info_caffe_input_of_the_paper() {
-    let out = infer(&["info", "--variant", "paper", "--caffe-input"]);
-    let text = stdout(&out);
+    let text = succeed(&["info", "--variant", "paper", "--caffe-input"]);
     assert!(text.contains("input 3×227×227"), "{text}");
     assert!(text.contains("total parameters: 60,965,224"), "{text}");
 }
@@ -398,25 +403,10 @@ fn convert_round_trip_keeps_predictions() {
     let dir = scratch("convert");
     let (bpk, st) = (dir.join("m.bpk"), dir.join("m.safetensors"));
     let pth = repo("fixtures/weights/tv_legacy.pth");
-    assert!(infer(&["convert", &pth, bpk.to_str().unwrap()])
-        .status
-        .success());
-    assert!(
-        infer(&["convert", bpk.to_str().unwrap(), st.to_str().unwrap()])
-            .status
-            .success()
-    );
+    succeed(&["convert", &pth, bpk.to_str().unwrap()]);
+    succeed(&["convert", bpk.to_str().unwrap(), st.to_str().unwrap()]);
     let image = repo("fixtures/preprocess/large.png");
-    let classify = |w: &str| {
-        stdout(&infer(&[
-            "classify",
-            "--weights",
-            w,
-            "--format",
-            "json",
-            &image,
-        ]))
-    };
+    let classify = |w: &str| succeed(&["classify", "--weights", w, "--format", "json", &image]);
     assert_eq!(classify(&pth), classify(st.to_str().unwrap()));
     let out = infer(&["convert", &pth, dir.join("m.onnx").to_str().unwrap()]);
     assert!(!out.status.success());

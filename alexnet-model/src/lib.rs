@@ -17,9 +17,19 @@
 //! let shapes = LayerShapes::compute(&config, 224).unwrap();
 //! assert_eq!(shapes.total_params(), 60_965_224);
 //!
-//! let model = AlexNetConfig::cifar(10).init::<NdArray>(&Default::default());
-//! let logits = model.forward(Tensor::zeros([2, 3, 32, 32], &Default::default()));
+//! let device = Default::default();
+//! let small = AlexNetConfig::torchvision(10).with_widths([8, 16, 24, 24, 16]).with_hidden(32);
+//! let model = small.init::<NdArray>(&device);
+//! let logits = model.forward(Tensor::zeros([2, 3, 63, 63], &device));
 //! assert_eq!(logits.dims(), [2, 10]);
+//!
+//! // Too small an input: `forward` would panic, `try_forward` says what fits.
+//! match model.try_forward(Tensor::zeros([1, 3, 32, 32], &device)) {
+//!     Err(alexnet_model::AlexNetError::InputTooSmall { hint, .. }) => {
+//!         assert!(hint.contains("63×63"), "{hint}")
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
 //! ```
 //!
 //! Module dependencies run one way: `config` ← `layers` ← `model` ← `weights` ← `checkpoint`;

@@ -2,12 +2,16 @@
 
 use std::process::ExitCode;
 
+use alexnet_train::cli::{Args, Invocation};
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::CommandFactory;
 
 fn main() -> ExitCode {
-    let args = match alexnet_train::cli::Args::try_parse() {
-        Ok(args) => args,
+    let parsed = Args::command()
+        .try_get_matches()
+        .and_then(|matches| Invocation::from_matches(&matches));
+    let invocation = match parsed {
+        Ok(invocation) => invocation,
         Err(err)
             if matches!(
                 err.kind(),
@@ -25,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match alexnet_train::cli::run(args) {
+    match alexnet_train::cli::run(invocation) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the error and its causes, joined.

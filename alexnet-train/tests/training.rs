@@ -6,6 +6,7 @@ use alexnet_model::weights::read_safetensors;
 use alexnet_model::AlexNetConfig;
 use alexnet_model::KeyLayout;
 use alexnet_train::train::metrics::Summary;
+use alexnet_train::train::schedule::ScheduleKind;
 use alexnet_train::train::{self, new_run_dir, EpochMetrics, RunOptions, TrainConfig};
 use common::*;
 
@@ -37,7 +38,7 @@ fn tiny_model_learns_a_separable_task() {
         epochs: 6,
         lr: 0.01,
         batch_size: 16,
-        schedule: "constant".into(),
+        schedule: ScheduleKind::Constant,
         dropout: Some(0.0),
         ..tiny_config(&out)
     };
@@ -82,7 +83,7 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     // Dropout, augmentation, momentum and a plateau schedule all carry state across epochs.
     let config = TrainConfig {
         epochs: 3,
-        schedule: "plateau".into(),
+        schedule: ScheduleKind::Plateau,
         plateau_patience: 0,
         lr: 0.05,
         run_name: Some("whole".into()),

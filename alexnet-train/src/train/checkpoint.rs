@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{write_atomic, EpochMetrics};
 use super::schedule::Scheduler;
 
-/// The recorder of checkpoints and of `model.mpk`.
+/// The recorder of the per-epoch model and optimizer checkpoints.
 pub type CheckpointRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
 
 /// Early stopping on the validation loss.

@@ -1,140 +1,224 @@
-//! [`TrainConfig`]: every option of a run, as written to `config.json`.
+//! [`TrainConfig`]: every option of a run, as command-line flags and as `config.json`,
+//! written once.
 //!
-//! Values come from three layers, later ones winning: the defaults below, a `--config FILE`
-//! (JSON, any subset of the fields), then the flags given on the command line. The merge works
-//! on JSON values, so a file and the flags use the same names (`batch_size` ↔ `--batch-size`).
+//! Each field is a flag (`batch_size` ↔ `--batch-size`) whose doc comment is its help text and
+//! whose `#[arg]` holds its default, and a JSON key of the same name ([`Default`] parses an
+//! empty command line, so a JSON file falls back to the same defaults). Values come from three
+//! layers, later ones winning: the defaults, a `--config FILE` (JSON, any subset of the
+//! fields), then the flags given on the command line ([`TrainConfig::layered`]).
 
+use std::fmt;
 use std::path::PathBuf;
 
+use alexnet_common::args::{choice, parse_backend, parse_triple, parse_variant};
+use alexnet_common::backend::BackendKind;
+use alexnet_common::cifar::CifarKind;
 use alexnet_model::{AlexNetConfig, Variant};
 use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Args, FromArgMatches, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schedule::Schedule;
+use super::schedule::{Schedule, ScheduleKind};
 use crate::data::augment::Transform;
-use alexnet_common::cifar::CifarKind;
+
+/// What to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    /// CIFAR-10 (binary files, or the built-in sample without `--data-dir`).
+    Cifar10,
+    /// CIFAR-100, fine labels.
+    Cifar100,
+    /// CIFAR-100, the 20 coarse labels.
+    Cifar100Coarse,
+    /// An image folder: `train/<class>/…` and optionally `val/<class>/…`.
+    Folder,
+}
+
+impl Dataset {
+    /// The CIFAR kind of a CIFAR dataset, `None` for `folder`.
+    pub fn cifar_kind(self) -> Option<CifarKind> {
+        match self {
+            Self::Cifar10 => Some(CifarKind::Cifar10),
+            Self::Cifar100 => Some(CifarKind::Cifar100Fine),
+            Self::Cifar100Coarse => Some(CifarKind::Cifar100Coarse),
+            Self::Folder => None,
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
+fn parse_dataset(text: &str) -> Result<Dataset, String> {
+    choice("dataset", text)
+}
+
+fn parse_schedule(text: &str) -> Result<ScheduleKind, String> {
+    choice("schedule", text)
+}
+
+fn parse_widths(text: &str) -> Result<[usize; 5], String> {
+    let values: Vec<usize> = text
+        .split(',')
+        .map(|v| v.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("expected five widths `C1,C2,C3,C4,C5`: {e}"))?;
+    values
+        .try_into()
+        .map_err(|v: Vec<usize>| format!("expected five widths, got {}", v.len()))
+}
+
+/// `variant` in JSON: its command-line name (`"cifar"`).
+mod variant_name {
+    use alexnet_model::Variant;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(variant: &Variant, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(variant.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+        let name = String::deserialize(d)?;
+        Variant::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Every option of a training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// `cifar10`, `cifar100`, `cifar100-coarse` or `folder`.
-    pub dataset: String,
-    /// Dataset folder; none with `cifar10` means the built-in sample.
+    /// cifar10, cifar100, cifar100-coarse or folder.
+    #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
+    pub dataset: Dataset,
+    /// Dataset folder: CIFAR binary files, or train/<class>/… [val/<class>/…] images
+    /// [default for cifar10: the built-in sample].
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Fraction of `train/` held out for validation when an image folder has no `val/`.
+    /// Image folders without val/: hold out this fraction of train/ (per class, seeded).
+    #[arg(long)]
     pub val_split: Option<f64>,
-    /// Use at most this many training images (a seeded random subset).
+    /// Use a seeded random subset of at most N training images.
+    #[arg(long, value_name = "N")]
     pub max_train: Option<usize>,
-    /// Use at most this many validation images (a seeded random subset).
+    /// Use a seeded random subset of at most N validation images.
+    #[arg(long, value_name = "N")]
     pub max_val: Option<usize>,
-    /// `cifar`, `torchvision` or `paper`.
-    pub variant: String,
-    /// Convolution widths instead of the variant's.
+    /// cifar, torchvision or paper.
+    #[arg(long, default_value = "cifar", value_parser = parse_variant)]
+    #[serde(with = "variant_name")]
+    pub variant: Variant,
+    /// Five convolution widths `C1,C2,C3,C4,C5` instead of the variant's.
+    #[arg(long, value_parser = parse_widths)]
     pub widths: Option<[usize; 5]>,
-    /// Width of fc6/fc7 instead of the variant's.
+    /// Width of fc6 and fc7 instead of the variant's.
+    #[arg(long)]
     pub hidden: Option<usize>,
-    /// Classifier dropout instead of the variant's 0.5.
+    /// Classifier dropout probability [default: the variant's, 0.5].
+    #[arg(long)]
     pub dropout: Option<f64>,
-    /// Epochs to train.
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Images per batch.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Initial learning rate.
+    #[arg(long, default_value_t = 0.02)]
     pub lr: f64,
-    /// SGD momentum (dampening is always 0, as in PyTorch and the paper).
+    /// SGD momentum, with dampening 0 (as PyTorch and the paper).
+    #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
     /// L2 weight decay.
+    #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
-    /// `constant`, `step`, `plateau` or `cosine`.
-    pub schedule: String,
-    /// `step`: epochs between decays.
+    /// constant, step (÷10 every --step-every epochs), plateau (÷10 when the validation loss
+    /// stops improving for --plateau-patience epochs) or cosine.
+    #[arg(long, default_value = "cosine", value_parser = parse_schedule)]
+    pub schedule: ScheduleKind,
+    /// step: epochs between decays.
+    #[arg(long, value_name = "K", default_value_t = 30)]
     pub step_every: usize,
-    /// `step`/`plateau`: decay factor.
+    /// step/plateau: decay factor.
+    #[arg(long, default_value_t = 0.1)]
     pub lr_gamma: f64,
-    /// `plateau`: epochs without validation-loss improvement before decaying.
+    /// plateau: epochs without validation-loss improvement tolerated before decaying.
+    #[arg(long, default_value_t = 2)]
     pub plateau_patience: usize,
-    /// Early stopping: stop after this many epochs without validation-loss improvement.
+    /// Early stopping: stop after P epochs without validation-loss improvement.
+    #[arg(long, value_name = "P")]
     pub patience: Option<usize>,
-    /// Seed of initialisation, order, augmentation and dropout.
+    /// Seed of initialisation, data order, augmentation and dropout.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Data loader threads.
+    /// Data loader threads (decoding and augmentation).
+    #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// `flex`, `ndarray`, `wgpu` or `cuda`; none: the default compiled backend.
-    pub backend: Option<String>,
-    /// Shorter side after resizing (default: 32 for cifar, 256 otherwise).
+    /// flex, ndarray, wgpu or cuda, among those compiled [default: the first compiled of
+    /// flex, ndarray, wgpu, cuda].
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
+    /// Shorter side after resizing [default: 32 for cifar, 256 otherwise].
+    #[arg(long)]
     pub resize: Option<usize>,
-    /// Network input side (default: 32 for cifar, 224 otherwise).
+    /// Network input side [default: 32 for cifar, 224 otherwise].
+    #[arg(long)]
     pub crop: Option<usize>,
-    /// Zero padding before the random crop (default: 4 for cifar, 0 otherwise).
+    /// Zero padding before the random crop [default: 4 for cifar, 0 otherwise].
+    #[arg(long)]
     pub pad: Option<usize>,
-    /// Random horizontal flips.
+    /// Random horizontal flips: true or false.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub flip: bool,
-    /// Training crops by torchvision's `RandomResizedCrop` instead of fixed windows.
+    /// Training crops by torchvision's RandomResizedCrop (8–100 % of the area, aspect 3/4–4/3,
+    /// resized to --crop) instead of the paper's fixed-size windows of the resized image.
+    #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
     pub random_resized_crop: bool,
-    /// PCA lighting noise σ (default: 0 for cifar, 0.1 otherwise).
+    /// PCA lighting noise σ (the paper's 0.1) [default: 0 for cifar, 0.1 otherwise].
+    #[arg(long)]
     pub lighting: Option<f32>,
-    /// Normalisation mean (default: CIFAR-10's for cifar, ImageNet's otherwise).
+    /// Normalisation mean `R,G,B` [default: CIFAR-10's for cifar, ImageNet's otherwise].
+    #[arg(long, value_parser = parse_triple)]
     pub mean: Option<[f32; 3]>,
-    /// Normalisation std (default: as `mean`).
+    /// Normalisation std `R,G,B` [default: as --mean].
+    #[arg(long, value_parser = parse_triple)]
     pub std: Option<[f32; 3]>,
-    /// Initial weights for fine-tuning (PyTorch `.pth`, safetensors or Burn `.bpk`, any key
-    /// layout `alexnet-infer` reads); fc8 is re-initialised when the class count differs.
+    /// Initial weights to fine-tune (.pth, .safetensors or .bpk, any key layout alexnet-infer
+    /// reads); fc8 is re-initialised when the class count differs.
+    #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Train only fc6..fc8: conv1..conv5 keep their (usually `--weights`) values.
+    /// Train only fc6..fc8, keeping conv1..conv5 as loaded (with --weights).
+    #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
     pub freeze_features: bool,
-    /// Device indices for data-parallel training (wgpu/cuda); none: the backend's default
-    /// device. The first is the main device (optimizer, validation).
+    /// Data-parallel training on these devices, e.g. `0,1,2,3` (wgpu, cuda); the first is
+    /// the main device (optimizer, validation). --batch-size stays the whole batch, split
+    /// across them.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
     pub devices: Option<Vec<usize>>,
     /// Parent folder of run folders.
+    #[arg(long, default_value = "artifacts")]
     pub out_dir: PathBuf,
-    /// Run folder name (default: `<dataset>-<variant>-<UTC time>`).
+    /// Run folder name [default: <dataset>-<variant>-<UTC time>].
+    #[arg(long)]
     pub run_name: Option<String>,
-    /// Checkpoints kept (the newest); 0 keeps all.
+    /// Checkpoints kept, newest first; 0 keeps every epoch's.
+    #[arg(long, default_value_t = 2)]
     pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
+    /// The defaults of the flags: an empty command line, parsed.
     fn default() -> Self {
-        Self {
-            dataset: "cifar10".into(),
-            data_dir: None,
-            val_split: None,
-            max_train: None,
-            max_val: None,
-            variant: "cifar".into(),
-            widths: None,
-            hidden: None,
-            dropout: None,
-            epochs: 10,
-            batch_size: 32,
-            lr: 0.02,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            schedule: "cosine".into(),
-            step_every: 30,
-            lr_gamma: 0.1,
-            plateau_patience: 2,
-            patience: None,
-            seed: 42,
-            workers: 1,
-            backend: None,
-            resize: None,
-            crop: None,
-            pad: None,
-            flip: true,
-            random_resized_crop: false,
-            lighting: None,
-            mean: None,
-            std: None,
-            weights: None,
-            freeze_features: false,
-            devices: None,
-            out_dir: PathBuf::from("artifacts"),
-            run_name: None,
-            keep_checkpoints: 2,
-        }
+        let command = Self::augment_args(clap::Command::new("alexnet-train"));
+        let matches = command
+            .try_get_matches_from(["alexnet-train"])
+            .expect("the defaults parse");
+        Self::from_arg_matches(&matches).expect("the defaults parse")
     }
 }
 
@@ -185,28 +269,10 @@ impl TrainConfig {
         serde_json::from_value(value).map_err(|e| anyhow::anyhow!("invalid option: {e}"))
     }
 
-    /// The variant.
-    pub fn variant(&self) -> Result<Variant> {
-        Ok(Variant::parse(&self.variant)?)
-    }
-
-    /// The CIFAR kind of a CIFAR dataset, `None` for `folder`.
-    pub fn cifar_kind(&self) -> Result<Option<CifarKind>> {
-        Ok(match self.dataset.as_str() {
-            "cifar10" => Some(CifarKind::Cifar10),
-            "cifar100" => Some(CifarKind::Cifar100Fine),
-            "cifar100-coarse" => Some(CifarKind::Cifar100Coarse),
-            "folder" => None,
-            other => bail!(
-                "unknown dataset `{other}` (expected cifar10, cifar100, cifar100-coarse or folder)"
-            ),
-        })
-    }
-
     /// The schedule.
     pub fn schedule(&self) -> Result<Schedule> {
-        Schedule::parse(
-            &self.schedule,
+        Schedule::new(
+            self.schedule,
             self.step_every,
             self.plateau_patience,
             self.lr_gamma,
@@ -215,7 +281,7 @@ impl TrainConfig {
 
     /// The variant's preprocessing with this run's overrides.
     pub fn transform(&self) -> Result<Transform> {
-        let mut t = if self.variant()? == Variant::Cifar {
+        let mut t = if self.variant == Variant::Cifar {
             Transform::cifar()
         } else {
             Transform::imagenet()
@@ -238,7 +304,7 @@ impl TrainConfig {
         num_classes: usize,
         max_param_bytes: Option<usize>,
     ) -> Result<AlexNetConfig> {
-        let mut config = self.variant()?.config(num_classes);
+        let mut config = self.variant.config(num_classes);
         if let Some(widths) = self.widths {
             config = config.with_widths(widths);
         }
@@ -257,8 +323,7 @@ impl TrainConfig {
 
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<()> {
-        self.variant()?;
-        let kind = self.cifar_kind()?;
+        let kind = self.dataset.cifar_kind();
         if kind.is_none() && self.data_dir.is_none() {
             bail!("--dataset folder needs --data-dir");
         }
@@ -317,6 +382,7 @@ impl TrainConfig {
             }
             super::backend_kind(self)?.check_devices(devices)?;
         }
+        super::backend_kind(self)?;
         self.schedule()?;
         self.transform()?;
         Ok(())
@@ -332,7 +398,7 @@ mod tests {
     fn flags_override_file_override_defaults() {
         let file = r#"{"epochs": 3, "lr": 0.05, "schedule": "step"}"#;
         let c = TrainConfig::layered(Some((file, "f.json")), &json!({"lr": 0.02})).unwrap();
-        assert_eq!((c.epochs, c.lr, c.schedule.as_str()), (3, 0.02, "step"));
+        assert_eq!((c.epochs, c.lr, c.schedule), (3, 0.02, ScheduleKind::Step));
         assert_eq!(c.batch_size, TrainConfig::default().batch_size);
     }
 
@@ -353,6 +419,26 @@ mod tests {
         let run = json!({"config": c, "resolved": {}}).to_string();
         let again = TrainConfig::layered(Some((&run, "config.json")), &json!({})).unwrap();
         assert_eq!(again, c);
+    }
+
+    /// The defaults are the flags' (an empty command line), and JSON names them as the
+    /// flags do.
+    #[test]
+    fn defaults_and_names() {
+        let c = TrainConfig::default();
+        assert_eq!((c.epochs, c.batch_size, c.lr, c.seed), (10, 32, 0.02, 42));
+        assert!(c.flip && !c.random_resized_crop && c.backend.is_none());
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["dataset"], "cifar10");
+        assert_eq!(json["variant"], "cifar");
+        assert_eq!(json["schedule"], "cosine");
+        let c = TrainConfig::layered(
+            None,
+            &json!({"dataset": "cifar100-coarse", "data_dir": "d", "backend": "flex"}),
+        )
+        .unwrap();
+        assert_eq!(c.dataset, Dataset::Cifar100Coarse);
+        assert_eq!(c.backend, Some(BackendKind::Flex));
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! `LrScheduler::step()` is called once per iteration with no access to metrics; (2) exact
 //! resumption — the `Learner` restores model, optimizer and scheduler but not the data
 //! order/augmentation streams, so a resumed run would see different batches; (3) `metrics.csv`
-//! and `summary.json` in a fixed format, and per-epoch images/s; (4) a model whose `forward`
-//! returns `Result` (bad input is an error, not a panic). A ~200-line loop over `Autodiff<B>`
-//! with Burn's own SGD, recorders and loss does all of this plainly, and avoids compiling
+//! and `summary.json` in a fixed format, and per-epoch images/s; (4) a model whose forward pass
+//! has a `try_forward` (bad input is an error, not a panic). A plain loop over `Autodiff<B>`
+//! ([`fit`]: set up or resume, then per epoch train, validate and close the epoch, then
+//! finish) with Burn's own SGD, recorders and loss does all of this, and avoids compiling
 //! burn-train (with its TUI and system-metrics crates) on every backend.
 //!
 //! Determinism: initialisation is seeded from `--seed`; each epoch re-seeds the backend
@@ -133,152 +134,17 @@ fn progress(options: &RunOptions, len: usize, epoch: usize, epochs: usize) -> Pr
     bar
 }
 
-/// Trains on `devices` (the first is the main device; more than one: data-parallel).
+/// Trains on `devices` (the first is the main device; more than one: data-parallel): set up
+/// or resume, then per epoch train, validate and close the epoch, then finish the run.
 fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<Outcome> {
-    let FitJob {
-        config,
-        data,
-        transform,
-        model_config,
-        run_dir,
-        resume,
-        options,
-        backend,
-    } = job;
-    let say = |line: String| {
-        if !options.quiet {
-            eprintln!("{line}");
-        }
-    };
-
-    let device = devices[0].clone();
-    B::seed(&device, mix(config.seed, INIT_STREAM, 0));
-    let mut model: AlexNet<B> = model_config.try_init(&device)?;
-    if config.freeze_features {
-        // Before any loading: a checkpoint or weights file keeps the target's
-        // require-grad flags.
-        model = model.freeze_features();
-    }
-    model.check_input([1, 3, transform.crop, transform.crop])?;
-    let parameters = model.num_params(); // also runs the (lazy) initialisation now
-    let momentum = MomentumConfig::new()
-        .with_momentum(config.momentum)
-        .with_dampening(0.0) // Burn's default is 0.1; PyTorch's and the paper's 0.
-        .with_nesterov(false);
-    let weight_decay =
-        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(momentum))
-        .with_weight_decay(weight_decay)
-        .init::<B, AlexNet<B>>();
-
-    let ckpt_dir = run_dir.join("checkpoints");
-    let mut state = if resume {
-        let epochs = checkpoint::complete_epochs(&ckpt_dir)?;
-        let Some(&last) = epochs.last() else {
-            bail!("{}: no checkpoint to resume from", ckpt_dir.display());
-        };
-        let (m, o, s) = checkpoint::load(&ckpt_dir, last, model, optim, &device)?;
-        model = m;
-        optim = o;
-        say(format!("resuming {} after epoch {last}", run_dir.display()));
-        s
-    } else {
-        if let Some(path) = &config.weights {
-            let (m, replaced) = export::load_initial(model, path)?;
-            model = m;
-            if replaced {
-                say(format!(
-                    "{}: fc8 re-initialised for {} classes",
-                    path.display(),
-                    data.num_classes()
-                ));
-            }
-        }
-        TrainState {
-            epoch: 0,
-            scheduler: Scheduler::new(config.schedule()?, config.lr, config.epochs),
-            early_stop: EarlyStop::default(),
-            stopped_early: false,
-            history: Vec::new(),
-        }
-    };
-    // `--epochs` may grow on resume; cosine then spans the new total.
-    state.scheduler.epochs = config.epochs;
-
-    say(format!(
-        "{}: {} training / {} validation images, {} classes; {} variant, {} parameters{}; backend {} on {:?}; batch {}",
-        data.description,
-        data.train.len(),
-        data.val.len(),
-        data.num_classes(),
-        model_config.variant.name(),
-        parameters,
-        if config.freeze_features { " (conv1..conv5 frozen)" } else { "" },
-        backend,
-        devices,
-        config.batch_size
-    ));
-
-    let loader = LoaderConfig {
-        batch_size: config.batch_size,
-        workers: config.workers,
-        prefetch: 2,
-        seed: config.seed,
-    };
-    let transform = Arc::new(transform);
+    let (mut run, mut model) = Run::<B, ()>::start(job, devices)?;
     let mut confusion = None;
-    let mut epoch = state.epoch + 1;
-    while epoch <= config.epochs && !state.stopped_early {
-        if options.stop_after.is_some_and(|s| epoch > s) {
-            break;
-        }
-        let lr = state.scheduler.lr_for(epoch);
-        for (k, d) in devices.iter().enumerate() {
-            B::seed(d, mix(config.seed, DROPOUT_STREAM + k as u64, epoch as u64));
-        }
-        let start = Instant::now();
-        let order = epoch_order(data.train.len(), config.seed, epoch);
-        let pass = batches(
-            data.train.clone(),
-            order,
-            transform.clone(),
-            &loader,
-            true,
-            epoch,
-        );
-        let bar = progress(options, pass.num_batches(), epoch, config.epochs);
-        let mut tally = Tally::default();
-        for (b, batch) in pass.enumerate() {
-            let batch = batch?;
-            let step = batch_gradients(&model, &batch, &devices)?;
-            let value = step.loss;
-            if !value.is_finite() {
-                bar.finish_and_clear();
-                bail!(
-                    "training diverged at epoch {epoch}, batch {} (loss {value}); try a lower --lr",
-                    b + 1
-                );
-            }
-            tally.add(value, &step.logits, &batch.labels);
-            model = optim.step(lr, model, step.grads);
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4} top-1 {:.1}%",
-                tally.loss(),
-                100.0 * tally.top1()
-            ));
-        }
-        bar.finish_and_clear();
-        let train_seconds = start.elapsed().as_secs_f64();
-        let inner = model.valid();
-        let (val, matrix) = evaluate(
-            &inner,
-            data.val.clone(),
-            transform.clone(),
-            &loader,
-            &device,
-        )?;
+    while let Some(epoch) = run.next_epoch() {
+        let started = Instant::now();
+        let (trained, tally, lr) = run.train_epoch(model, epoch)?;
+        model = trained;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let (val, matrix) = run.validate(&model)?;
         confusion = Some(matrix);
         let row = EpochMetrics {
             epoch,
@@ -289,114 +155,334 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<O
             val_top1: val.top1(),
             val_top5: val.top5(),
             lr,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: started.elapsed().as_secs_f64(),
             train_seconds,
             train_images: tally.count,
         };
+        run.end_epoch(&model, row)?;
+    }
+    run.finish(&model, confusion)
+}
+
+/// A run in progress: the optimizer and the state a checkpoint holds, with what every epoch
+/// needs. The model itself is passed through [`fit`]'s loop by value, so that each optimizer
+/// step owns the parameters it updates.
+struct Run<'a, B: AutodiffBackend, O> {
+    config: &'a TrainConfig,
+    data: &'a Splits,
+    run_dir: &'a Path,
+    options: &'a RunOptions,
+    backend: BackendKind,
+    devices: Vec<B::Device>,
+    optim: O,
+    state: TrainState,
+    parameters: usize,
+    loader: LoaderConfig,
+    transform: Arc<Transform>,
+}
+
+impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
+    /// Builds the model and the optimizer, then continues from the newest checkpoint
+    /// (`--resume`) or loads `--weights`.
+    fn start(
+        job: FitJob<'a>,
+        devices: Vec<B::Device>,
+    ) -> Result<(Run<'a, B, impl Optimizer<AlexNet<B>, B>>, AlexNet<B>)> {
+        let FitJob {
+            config,
+            data,
+            transform,
+            model_config,
+            run_dir,
+            resume,
+            options,
+            backend,
+        } = job;
+        let device = devices[0].clone();
+        B::seed(&device, mix(config.seed, INIT_STREAM, 0));
+        let mut model: AlexNet<B> = model_config.try_init(&device)?;
+        if config.freeze_features {
+            // Before any loading: a checkpoint or weights file keeps the target's
+            // require-grad flags.
+            model = model.freeze_features();
+        }
+        model.check_input([1, 3, transform.crop, transform.crop])?;
+        let parameters = model.num_params(); // also runs the (lazy) initialisation now
+        let momentum = MomentumConfig::new()
+            .with_momentum(config.momentum)
+            .with_dampening(0.0) // Burn's default is 0.1; PyTorch's and the paper's 0.
+            .with_nesterov(false);
+        let weight_decay =
+            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+        let mut optim = SgdConfig::new()
+            .with_momentum(Some(momentum))
+            .with_weight_decay(weight_decay)
+            .init::<B, AlexNet<B>>();
+        let say = |line: String| say(options, line);
+
+        let ckpt_dir = run_dir.join("checkpoints");
+        let mut state = if resume {
+            let epochs = checkpoint::complete_epochs(&ckpt_dir)?;
+            let Some(&last) = epochs.last() else {
+                bail!("{}: no checkpoint to resume from", ckpt_dir.display());
+            };
+            let (m, o, s) = checkpoint::load(&ckpt_dir, last, model, optim, &device)?;
+            model = m;
+            optim = o;
+            say(format!("resuming {} after epoch {last}", run_dir.display()));
+            s
+        } else {
+            if let Some(path) = &config.weights {
+                let (m, replaced) = export::load_initial(model, path)?;
+                model = m;
+                if replaced {
+                    say(format!(
+                        "{}: fc8 re-initialised for {} classes",
+                        path.display(),
+                        data.num_classes()
+                    ));
+                }
+            }
+            TrainState {
+                epoch: 0,
+                scheduler: Scheduler::new(config.schedule()?, config.lr, config.epochs),
+                early_stop: EarlyStop::default(),
+                stopped_early: false,
+                history: Vec::new(),
+            }
+        };
+        // `--epochs` may grow on resume; cosine then spans the new total.
+        state.scheduler.epochs = config.epochs;
+
         say(format!(
-            "epoch {epoch}/{}: train loss {:.4} top-1 {:.2}% | val loss {:.4} top-1 {:.2}% top-5 {:.2}% | lr {:.2e} | {:.1} s, {:.0} images/s",
+            "{}: {} training / {} validation images, {} classes; {} variant, {} parameters{}; backend {} on {:?}; batch {}",
+            data.description,
+            data.train.len(),
+            data.val.len(),
+            data.num_classes(),
+            model_config.variant.name(),
+            parameters,
+            if config.freeze_features { " (conv1..conv5 frozen)" } else { "" },
+            backend,
+            devices,
+            config.batch_size
+        ));
+        let loader = LoaderConfig {
+            batch_size: config.batch_size,
+            workers: config.workers,
+            prefetch: 2,
+            seed: config.seed,
+        };
+        let run = Run {
+            config,
+            data,
+            run_dir,
+            options,
+            backend,
+            devices,
+            optim,
+            state,
+            parameters,
+            loader,
+            transform: Arc::new(transform),
+        };
+        Ok((run, model))
+    }
+}
+
+impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Run<'_, B, O> {
+    /// The next epoch to train, unless the run is over or `--stop-after` says stop.
+    fn next_epoch(&self) -> Option<usize> {
+        let epoch = self.state.epoch + 1;
+        let over = epoch > self.config.epochs || self.state.stopped_early;
+        let stop = self.options.stop_after.is_some_and(|s| epoch > s);
+        (!over && !stop).then_some(epoch)
+    }
+
+    /// One pass over the training set: the trained model, its loss and accuracy on the way,
+    /// and the learning rate used.
+    fn train_epoch(
+        &mut self,
+        mut model: AlexNet<B>,
+        epoch: usize,
+    ) -> Result<(AlexNet<B>, Tally, f64)> {
+        let config = self.config;
+        let lr = self.state.scheduler.lr_for(epoch);
+        for (k, d) in self.devices.iter().enumerate() {
+            B::seed(d, mix(config.seed, DROPOUT_STREAM + k as u64, epoch as u64));
+        }
+        let order = epoch_order(self.data.train.len(), config.seed, epoch);
+        let pass = batches(
+            self.data.train.clone(),
+            order,
+            self.transform.clone(),
+            &self.loader,
+            true,
+            epoch,
+        );
+        let bar = progress(self.options, pass.num_batches(), epoch, config.epochs);
+        let mut tally = Tally::default();
+        for (b, batch) in pass.enumerate() {
+            let batch = batch?;
+            let step = batch_gradients(&model, &batch, &self.devices)?;
+            let value = step.loss;
+            if !value.is_finite() {
+                bar.finish_and_clear();
+                bail!(
+                    "training diverged at epoch {epoch}, batch {} (loss {value}); try a lower --lr",
+                    b + 1
+                );
+            }
+            tally.add(value, &step.logits, &batch.labels);
+            model = self.optim.step(lr, model, step.grads);
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4} top-1 {:.1}%",
+                tally.loss(),
+                100.0 * tally.top1()
+            ));
+        }
+        bar.finish_and_clear();
+        Ok((model, tally, lr))
+    }
+
+    /// The validation pass (without autodiff).
+    fn validate(&self, model: &AlexNet<B>) -> Result<(Tally, Vec<Vec<usize>>)> {
+        evaluate(
+            &model.valid(),
+            self.data.val.clone(),
+            self.transform.clone(),
+            &self.loader,
+            &self.devices[0],
+        )
+    }
+
+    /// Records an epoch: its line, the schedule and early stopping, `metrics.csv`, the best
+    /// model so far, and the checkpoint.
+    fn end_epoch(&mut self, model: &AlexNet<B>, row: EpochMetrics) -> Result<()> {
+        let (config, state) = (self.config, &mut self.state);
+        let say = |line: String| say(self.options, line);
+        say(format!(
+            "epoch {}/{}: train loss {:.4} top-1 {:.2}% | val loss {:.4} top-1 {:.2}% top-5 {:.2}% | lr {:.2e} | {:.1} s, {:.0} images/s",
+            row.epoch,
             config.epochs,
             row.train_loss,
             100.0 * row.train_top1,
             row.val_loss,
             100.0 * row.val_top1,
             100.0 * row.val_top5,
-            lr,
+            row.lr,
             row.seconds,
-            row.train_images as f64 / train_seconds.max(1e-9)
+            row.train_images as f64 / row.train_seconds.max(1e-9)
         ));
         let best_so_far = state.history.iter().all(|m| row.val_top1 > m.val_top1);
+        let val_loss = row.val_loss;
+        state.epoch = row.epoch;
         state.history.push(row);
-        state.epoch = epoch;
-        if state.scheduler.end_epoch(val.loss()) {
+        if state.scheduler.end_epoch(val_loss) {
             say(format!(
                 "validation loss has not improved for {} epochs: learning rate → {:.2e}",
                 config.plateau_patience + 1,
                 state.scheduler.lr
             ));
         }
-        if state.early_stop.update(val.loss(), config.patience) {
+        if state.early_stop.update(val_loss, config.patience) {
             state.stopped_early = true;
             say(format!(
                 "early stopping: no validation-loss improvement for {} epochs",
                 state.early_stop.bad_epochs
             ));
         }
-        metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+        metrics::write_csv(&self.run_dir.join("metrics.csv"), &state.history)?;
         if best_so_far {
-            export::save_safetensors(&inner, &run_dir.join("model-best.safetensors"))?;
+            let best = self.run_dir.join("model-best.safetensors");
+            export::save_safetensors(&model.valid(), &best)?;
         }
-        checkpoint::save(&ckpt_dir, &model, &optim, &state, config.keep_checkpoints)?;
-        epoch += 1;
+        let ckpt_dir = self.run_dir.join("checkpoints");
+        checkpoint::save(
+            &ckpt_dir,
+            model,
+            &self.optim,
+            state,
+            config.keep_checkpoints,
+        )
     }
 
-    let complete = epoch > config.epochs || state.stopped_early;
-    if state.history.is_empty() {
-        return Ok(Outcome {
+    /// After the last epoch (or `--stop-after`): metrics, charts, and for a complete run the
+    /// final model and `summary.json`. `confusion` is the last validation's, if this
+    /// invocation trained at all.
+    fn finish(self, model: &AlexNet<B>, confusion: Option<Vec<Vec<usize>>>) -> Result<Outcome> {
+        let (config, run_dir, state) = (self.config, self.run_dir, &self.state);
+        let outcome = |summary| Outcome {
             run_dir: run_dir.to_path_buf(),
-            history: state.history,
-            summary: None,
-        });
-    }
-    metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
-    let inner = model.valid();
-    let confusion = match confusion {
-        Some(c) => c,
-        // Resumed after the last epoch: recompute for the plot.
-        None => {
-            evaluate(
-                &inner,
-                data.val.clone(),
-                transform.clone(),
-                &loader,
-                &device,
-            )?
-            .1
+            history: state.history.clone(),
+            summary,
+        };
+        if state.history.is_empty() {
+            return Ok(outcome(None));
         }
-    };
-    plot::curves(&run_dir.join("curves.png"), &state.history).context("cannot draw curves.png")?;
-    plot::confusion(&run_dir.join("confusion.png"), &confusion, &data.classes)
+        metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+        let confusion = match confusion {
+            Some(c) => c,
+            // Resumed after the last epoch: recompute for the plot.
+            None => self.validate(model)?.1,
+        };
+        plot::curves(&run_dir.join("curves.png"), &state.history)
+            .context("cannot draw curves.png")?;
+        plot::confusion(
+            &run_dir.join("confusion.png"),
+            &confusion,
+            &self.data.classes,
+        )
         .context("cannot draw confusion.png")?;
-    if !complete {
-        say(format!(
-            "stopped after epoch {}; continue with --resume {}",
-            state.epoch,
-            run_dir.display()
-        ));
-        return Ok(Outcome {
-            run_dir: run_dir.to_path_buf(),
-            history: state.history,
-            summary: None,
-        });
+        let complete = state.epoch >= config.epochs || state.stopped_early;
+        if !complete {
+            say(
+                self.options,
+                format!(
+                    "stopped after epoch {}; continue with --resume {}",
+                    state.epoch,
+                    run_dir.display()
+                ),
+            );
+            return Ok(outcome(None));
+        }
+        let inner = model.valid();
+        export::save_safetensors(&inner, &run_dir.join("model.safetensors"))?;
+        export::save_burn(&inner, &run_dir.join("model.bpk"))?;
+        let summary = Summary::from_history(
+            &state.history,
+            config.epochs,
+            state.stopped_early,
+            config.batch_size,
+            self.backend.name(),
+            self.parameters,
+        );
+        metrics::write_atomic(
+            &run_dir.join("summary.json"),
+            &serde_json::to_vec_pretty(&summary)?,
+        )?;
+        say(
+            self.options,
+            format!(
+                "done: {} epochs, final val top-1 {:.2}% top-5 {:.2}%, best top-1 {:.2}% (epoch {}), {:.0} s, {:.0} training images/s → {}",
+                summary.epochs,
+                100.0 * summary.final_scores.top1,
+                100.0 * summary.final_scores.top5,
+                100.0 * summary.best.top1,
+                summary.best.epoch,
+                summary.wall_seconds,
+                summary.train_images_per_second,
+                run_dir.display()
+            ),
+        );
+        Ok(outcome(Some(summary)))
     }
-    export::save_safetensors(&inner, &run_dir.join("model.safetensors"))?;
-    export::save_burn(&inner, &run_dir.join("model.bpk"))?;
-    let summary = Summary::from_history(
-        &state.history,
-        config.epochs,
-        state.stopped_early,
-        config.batch_size,
-        backend.name(),
-        parameters,
-    );
-    metrics::write_atomic(
-        &run_dir.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
-    say(format!(
-        "done: {} epochs, final val top-1 {:.2}% top-5 {:.2}%, best top-1 {:.2}% (epoch {}), {:.0} s, {:.0} training images/s → {}",
-        summary.epochs,
-        100.0 * summary.final_scores.top1,
-        100.0 * summary.final_scores.top5,
-        100.0 * summary.best.top1,
-        summary.best.epoch,
-        summary.wall_seconds,
-        summary.train_images_per_second,
-        run_dir.display()
-    ));
-    Ok(Outcome {
-        run_dir: run_dir.to_path_buf(),
-        history: state.history,
-        summary: Some(summary),
-    })
+}
+
+/// A progress line on stderr, unless `--quiet`.
+fn say(options: &RunOptions, line: String) {
+    if !options.quiet {
+        eprintln!("{line}");
+    }
 }

@@ -91,7 +91,7 @@ fn limit(
 
 /// Loads the dataset a configuration names (and applies `max_train` / `max_val`).
 pub fn load_data(config: &TrainConfig) -> Result<Splits> {
-    let mut splits = match (config.cifar_kind()?, &config.data_dir) {
+    let mut splits = match (config.dataset.cifar_kind(), &config.data_dir) {
         (Some(_), None) => cifar_sample()?,
         (Some(kind), Some(dir)) => cifar_folder(dir, kind)?,
         (None, Some(dir)) => image_folder(dir, config.val_split.unwrap_or(0.0), config.seed)?,
@@ -168,8 +168,8 @@ pub fn run_config(run_dir: &Path) -> Result<String> {
 
 /// The backend a configuration names.
 pub fn backend_kind(config: &TrainConfig) -> Result<BackendKind> {
-    match &config.backend {
-        Some(name) => BackendKind::parse(name),
+    match config.backend {
+        Some(kind) => kind.ensure_compiled(),
         None => BackendKind::default_kind(),
     }
 }

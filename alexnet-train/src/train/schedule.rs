@@ -6,7 +6,22 @@
 //! continues the schedule exactly.
 
 use anyhow::{bail, Result};
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
+
+/// Which schedule `--schedule` names (its parameters come from companion flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// The same rate every epoch.
+    Constant,
+    /// ÷10 (`--lr-gamma`) every `--step-every` epochs.
+    Step,
+    /// ÷10 when the validation loss stops improving for `--plateau-patience` epochs.
+    Plateau,
+    /// Half a cosine down to 0 over the run.
+    Cosine,
+}
 
 /// Which schedule, with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,14 +57,14 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    /// Parses `--schedule` with its companion flags.
-    pub fn parse(name: &str, step_every: usize, patience: usize, gamma: f64) -> Result<Self> {
+    /// `--schedule` with its companion flags.
+    pub fn new(kind: ScheduleKind, step_every: usize, patience: usize, gamma: f64) -> Result<Self> {
         if !(gamma > 0.0 && gamma < 1.0) {
             bail!("--lr-gamma must be in (0, 1), got {gamma}");
         }
-        Ok(match name {
-            "constant" => Self::Constant,
-            "step" => {
+        Ok(match kind {
+            ScheduleKind::Constant => Self::Constant,
+            ScheduleKind::Step => {
                 if step_every == 0 {
                     bail!("--step-every must be at least 1");
                 }
@@ -58,16 +73,13 @@ impl Schedule {
                     gamma,
                 }
             }
-            "plateau" => Self::Plateau {
+            ScheduleKind::Plateau => Self::Plateau {
                 patience,
                 factor: gamma,
                 threshold: 1e-4,
                 min_lr: 0.0,
             },
-            "cosine" => Self::Cosine { min_lr: 0.0 },
-            other => {
-                bail!("unknown schedule `{other}` (expected constant, step, plateau or cosine)")
-            }
+            ScheduleKind::Cosine => Self::Cosine { min_lr: 0.0 },
         })
     }
 }
@@ -155,7 +167,11 @@ mod tests {
 
     #[test]
     fn step_divides_by_ten_every_k() {
-        let s = Scheduler::new(Schedule::parse("step", 3, 0, 0.1).unwrap(), 0.1, 10);
+        let s = Scheduler::new(
+            Schedule::new(ScheduleKind::Step, 3, 0, 0.1).unwrap(),
+            0.1,
+            10,
+        );
         let lrs: Vec<f64> = (1..=7).map(|e| s.lr_for(e)).collect();
         let want = [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001];
         for (a, b) in lrs.iter().zip(want) {
@@ -173,7 +189,11 @@ mod tests {
 
     #[test]
     fn plateau_waits_patience_epochs_then_divides() {
-        let mut s = Scheduler::new(Schedule::parse("plateau", 1, 2, 0.1).unwrap(), 0.1, 10);
+        let mut s = Scheduler::new(
+            Schedule::new(ScheduleKind::Plateau, 1, 2, 0.1).unwrap(),
+            0.1,
+            10,
+        );
         assert!(!s.end_epoch(1.0)); // best
         assert!(!s.end_epoch(0.9)); // improved
         assert!(!s.end_epoch(0.95)); // bad 1
@@ -187,8 +207,7 @@ mod tests {
 
     #[test]
     fn bad_schedules_are_errors() {
-        assert!(Schedule::parse("linear", 1, 1, 0.1).is_err());
-        assert!(Schedule::parse("step", 0, 1, 0.1).is_err());
-        assert!(Schedule::parse("step", 1, 1, 1.5).is_err());
+        assert!(Schedule::new(ScheduleKind::Step, 0, 1, 0.1).is_err());
+        assert!(Schedule::new(ScheduleKind::Step, 1, 1, 1.5).is_err());
     }
 }
