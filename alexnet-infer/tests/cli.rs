@@ -21,6 +21,11 @@ fn succeed(args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// Runs a command that must succeed and parses its one JSON object.
+fn json_report(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(succeed(args).trim()).unwrap()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -69,7 +74,7 @@ fn too_small_input_is_one_line_and_nonzero_exit() {
 
 #[test]
 fn bench_json_contract() {
-    let out = infer(&[
+    let report = json_report(&[
         "bench",
         "--variant",
         "cifar",
@@ -86,8 +91,6 @@ fn bench_json_contract() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["backend"], "ndarray");
     assert_eq!(report["variant"], "cifar");
     assert_eq!(report["batch"], 2);
@@ -261,7 +264,7 @@ fn cifar_folder(name: &str, n: usize) -> PathBuf {
 #[test]
 fn eval_on_a_cifar_folder() {
     let dir = cifar_folder("eval", 20);
-    let out = infer(&[
+    let report = json_report(&[
         "eval",
         "--weights",
         &repo("fixtures/weights/cifar_f64.pth"),
@@ -272,8 +275,6 @@ fn eval_on_a_cifar_folder() {
         "--backend",
         "ndarray",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["n"], 20);
     let (top1, top5) = (
         report["top1"].as_f64().unwrap(),
@@ -317,7 +318,7 @@ fn eval_on_an_image_folder() {
         )
         .unwrap();
     }
-    let out = infer(&[
+    let report = json_report(&[
         "eval",
         "--weights",
         &repo("fixtures/weights/tv.pth"),
@@ -328,8 +329,6 @@ fn eval_on_an_image_folder() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["n"], 3);
     let classes: Vec<&str> = report["per_class"]
         .as_array()

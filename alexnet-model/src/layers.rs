@@ -1,7 +1,7 @@
 //! The network as one declarative list of layers, and everything computed from it.
 //!
 //! [`AlexNetConfig::layers`] writes AlexNet out the way torchvision's `alexnet.py` does: a
-//! `features` list (conv, ReLU, [LRN], [max pool], …), an optional adaptive average pool, a
+//! `features` list (conv, ReLU, optional LRN, optional max pool, …), an optional adaptive average pool, a
 //! flatten, and a `classifier` list (dropout, linear, ReLU, …). It is the only place the
 //! layer order is written. From it alone come:
 //! * [`AlexNet`](crate::AlexNet)'s modules and its forward pass (one module per entry);
@@ -74,7 +74,7 @@ impl KeyLayout {
 impl AlexNetConfig {
     /// The network as a list of layers: AlexNet's order, written once.
     ///
-    /// conv1 → ReLU → [LRN] → pool, conv2 → ReLU → [LRN] → pool, conv3 → ReLU, conv4 → ReLU,
+    /// conv1 → ReLU → (LRN) → pool, conv2 → ReLU → (LRN) → pool, conv3 → ReLU, conv4 → ReLU,
     /// conv5 → ReLU → pool; then fc6, fc7 (each with ReLU and dropout, before or after as
     /// [`DropoutPlacement`] says) and fc8.
     pub fn layers(&self) -> Layers {

@@ -18,7 +18,7 @@ use crate::train::{self, load_data, new_run_dir, run_config, Outcome, RunOptions
 /// Train AlexNet (paper, torchvision or CIFAR variant) on CIFAR-10/100 or an image folder.
 ///
 /// With no arguments: the CIFAR variant on the built-in CIFAR-10 sample (1,000 training and
-/// 200 validation images) for 10 epochs. Writes artifacts/<run>/: config.json, metrics.csv,
+/// 200 validation images) for 10 epochs. Writes `artifacts/<run>/`: config.json, metrics.csv,
 /// checkpoints/, model.safetensors, model.bpk, model-best.safetensors, summary.json,
 /// curves.png, confusion.png.
 #[derive(Parser, Debug)]

@@ -16,9 +16,9 @@
 //! `{"model_state_dict": ...}` or `{"model": ...}` wrapper is unwrapped (other entries such as
 //! `"epoch"` are ignored) and a DataParallel `module.` prefix is stripped.
 //!
-//! Modules: [`format`] (detection), [`pytorch`] and [`pickle`] (`.pth`, with the pickle
-//! safety scan: nothing off the tensor-rebuilding allow-list is accepted), [`burnpack`]
-//! (Burn's format), [`fit`] (the configuration a state dict describes).
+//! Inside: `format` (detection), `pytorch` and `pickle` (`.pth`, with the pickle safety
+//! scan: nothing off the tensor-rebuilding allow-list is accepted), `burnpack` (Burn's
+//! format), `fit` (the configuration a state dict describes).
 //!
 //! Writing `.pth` files is not supported: export safetensors, which PyTorch loads with
 //! `safetensors.torch.load_file`.

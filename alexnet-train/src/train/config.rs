@@ -96,7 +96,7 @@ pub struct TrainConfig {
     /// cifar10, cifar100, cifar100-coarse or folder.
     #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
     pub dataset: Dataset,
-    /// Dataset folder: CIFAR binary files, or train/<class>/… [val/<class>/…] images
+    /// Dataset folder: CIFAR binary files, or `train/<class>/…` (and optionally `val/<class>/…`) images
     /// [default for cifar10: the built-in sample].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -203,7 +203,7 @@ pub struct TrainConfig {
     /// Parent folder of run folders.
     #[arg(long, default_value = "artifacts")]
     pub out_dir: PathBuf,
-    /// Run folder name [default: <dataset>-<variant>-<UTC time>].
+    /// Run folder name (default: `<dataset>-<variant>-<UTC time>`).
     #[arg(long)]
     pub run_name: Option<String>,
     /// Checkpoints kept, newest first; 0 keeps every epoch's.

@@ -8,7 +8,7 @@
 //! order/augmentation streams, so a resumed run would see different batches; (3) `metrics.csv`
 //! and `summary.json` in a fixed format, and per-epoch images/s; (4) a model whose forward pass
 //! has a `try_forward` (bad input is an error, not a panic). A plain loop over `Autodiff<B>`
-//! ([`fit`]: set up or resume, then per epoch train, validate and close the epoch, then
+//! (`fit`: set up or resume, then per epoch train, validate and close the epoch, then
 //! finish) with Burn's own SGD, recorders and loss does all of this, and avoids compiling
 //! burn-train (with its TUI and system-metrics crates) on every backend.
 //!
@@ -26,6 +26,7 @@ use alexnet_model::{AlexNet, AlexNetConfig};
 use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
@@ -137,7 +138,7 @@ fn progress(options: &RunOptions, len: usize, epoch: usize, epochs: usize) -> Pr
 /// Trains on `devices` (the first is the main device; more than one: data-parallel): set up
 /// or resume, then per epoch train, validate and close the epoch, then finish the run.
 fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<Outcome> {
-    let (mut run, mut model) = Run::<B, ()>::start(job, devices)?;
+    let (mut run, mut model) = Run::<B>::start(job, devices)?;
     let mut confusion = None;
     while let Some(epoch) = run.next_epoch() {
         let started = Instant::now();
@@ -167,37 +168,30 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<O
 /// A run in progress: the optimizer and the state a checkpoint holds, with what every epoch
 /// needs. The model itself is passed through [`fit`]'s loop by value, so that each optimizer
 /// step owns the parameters it updates.
-struct Run<'a, B: AutodiffBackend, O> {
+struct Run<'a, B: AutodiffBackend> {
     config: &'a TrainConfig,
     data: &'a Splits,
     run_dir: &'a Path,
     options: &'a RunOptions,
     backend: BackendKind,
     devices: Vec<B::Device>,
-    optim: O,
+    optim: Sgd<B>,
     state: TrainState,
     parameters: usize,
     loader: LoaderConfig,
     transform: Arc<Transform>,
 }
 
-impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
+/// SGD over the model's parameters.
+type Sgd<B> =
+    OptimizerAdaptor<burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>, AlexNet<B>, B>;
+
+impl<'a, B: AutodiffBackend> Run<'a, B> {
     /// Builds the model and the optimizer, then continues from the newest checkpoint
     /// (`--resume`) or loads `--weights`.
-    fn start(
-        job: FitJob<'a>,
-        devices: Vec<B::Device>,
-    ) -> Result<(Run<'a, B, impl Optimizer<AlexNet<B>, B>>, AlexNet<B>)> {
-        let FitJob {
-            config,
-            data,
-            transform,
-            model_config,
-            run_dir,
-            resume,
-            options,
-            backend,
-        } = job;
+    fn start(job: FitJob<'a>, devices: Vec<B::Device>) -> Result<(Self, AlexNet<B>)> {
+        let (config, data, run_dir, options) = (job.config, job.data, job.run_dir, job.options);
+        let (transform, model_config) = (job.transform, job.model_config);
         let device = devices[0].clone();
         B::seed(&device, mix(config.seed, INIT_STREAM, 0));
         let mut model: AlexNet<B> = model_config.try_init(&device)?;
@@ -221,7 +215,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
         let say = |line: String| say(options, line);
 
         let ckpt_dir = run_dir.join("checkpoints");
-        let mut state = if resume {
+        let mut state = if job.resume {
             let epochs = checkpoint::complete_epochs(&ckpt_dir)?;
             let Some(&last) = epochs.last() else {
                 bail!("{}: no checkpoint to resume from", ckpt_dir.display());
@@ -263,7 +257,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
             model_config.variant.name(),
             parameters,
             if config.freeze_features { " (conv1..conv5 frozen)" } else { "" },
-            backend,
+            job.backend,
             devices,
             config.batch_size
         ));
@@ -278,7 +272,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
             data,
             run_dir,
             options,
-            backend,
+            backend: job.backend,
             devices,
             optim,
             state,
@@ -290,7 +284,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B, ()> {
     }
 }
 
-impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Run<'_, B, O> {
+impl<B: AutodiffBackend> Run<'_, B> {
     /// The next epoch to train, unless the run is over or `--stop-after` says stop.
     fn next_epoch(&self) -> Option<usize> {
         let epoch = self.state.epoch + 1;
