@@ -1,6 +1,7 @@
 //! Per-epoch metrics, `metrics.csv` and `summary.json`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -119,11 +120,28 @@ pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// Writes a file via a temporary sibling and a rename, so readers never see half of it.
+/// Writes a file via a uniquely named temporary sibling and a rename, so readers never see
+/// half of it and concurrent writers never share a temporary file. The file gets the
+/// permissions `std::fs::write` would give it (0o666 less the umask), not tempfile's 0o600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let context = || format!("cannot write {}", path.display());
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).with_context(context)?;
+    tmp.write_all(bytes).with_context(context)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(context)?;
+    Ok(())
 }
 
 /// Validation numbers of one epoch, for the summary.
@@ -227,6 +245,45 @@ mod tests {
         t.add(2.0, &logits, &[9, 3]); // rank 0, rank 6
         assert_eq!((t.top1, t.top5, t.count), (1, 1, 2));
         assert_eq!(t.loss(), 2.0);
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_files_even_when_writers_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"old").unwrap();
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 10_000]).collect();
+        std::thread::scope(|s| {
+            for bytes in &contents {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomic(path, bytes).unwrap();
+                    }
+                });
+            }
+        });
+        // One writer's bytes, whole; no temporary file left behind.
+        assert!(contents.contains(&std::fs::read(&path).unwrap()));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        // The permissions std::fs::write gives a new file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"x").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode(&path), mode(&plain));
+            std::fs::remove_file(plain).unwrap();
+        }
+        // Errors name the file.
+        let missing = dir.path().join("no-such-dir").join("x.json");
+        let err = format!("{:#}", write_atomic(&missing, b"x").unwrap_err());
+        assert!(err.contains("no-such-dir/x.json"), "{err}");
     }
 
     #[test]
