@@ -12,7 +12,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::inputs::{
-    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, WeightArgs,
+    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, ReportArgs,
+    WeightArgs,
 };
 use crate::Format;
 
@@ -28,17 +29,8 @@ pub struct ClassifyArgs {
     /// Classes to print per image.
     #[arg(long, default_value_t = 5)]
     top_k: usize,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Average the paper's ten views (4 corners, center, and their mirror images).
-    #[arg(long)]
-    ten_crop: bool,
-    /// Class names: `index<TAB>wordnet_id<TAB>label` or one per line (default: ImageNet).
-    #[arg(long)]
-    labels: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// One predicted class.
@@ -122,13 +114,13 @@ impl BackendJob for Classify<'_> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();
-        let labels = labels_for(args.labels.as_ref(), config.num_classes)?;
+        let labels = labels_for(args.report.labels.as_ref(), config.num_classes)?;
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
-        let views_per_image = if args.ten_crop { 10 } else { 1 };
+        let views_per_image = args.report.views_per_image();
         let bar = progress(self.images.len(), "classifying");
         let mut failed = 0;
-        for batch in self.images.chunks(args.batch_size) {
-            let prepared = prepare_views(batch, &preprocessing, args.ten_crop);
+        for batch in self.images.chunks(args.report.batch()?) {
+            let prepared = prepare_views(batch, &preprocessing, args.report.ten_crop);
             let (ok_paths, views, batch_failed) = keep_readable(batch, prepared, &bar);
             failed += batch_failed;
             if !ok_paths.is_empty() {
@@ -151,7 +143,7 @@ fn print_results(
     for (path, row) in paths.iter().zip(probs) {
         let top = top_k(row, args.top_k, labels);
         let path = path.display().to_string();
-        match args.format {
+        match args.report.format {
             Format::Json => {
                 let line = serde_json::to_string(&ImageResult { path: &path, top })?;
                 println!("{line}");
@@ -168,7 +160,6 @@ fn print_results(
 }
 
 pub fn run(args: &ClassifyArgs) -> Result<()> {
-    anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
     anyhow::ensure!(args.top_k > 0, "--top-k must be positive");
     let images = collect_images(&args.paths)?;
     let total = images.len();

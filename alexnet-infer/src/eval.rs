@@ -13,7 +13,9 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::classify::{labels_for, probabilities};
-use crate::inputs::{keep_readable, prepare_with, progress, PreprocessArgs, WeightArgs};
+use crate::inputs::{
+    keep_readable, prepare_with, progress, PreprocessArgs, ReportArgs, WeightArgs,
+};
 use crate::Format;
 
 #[derive(Args, Debug)]
@@ -26,17 +28,8 @@ pub struct EvalArgs {
     /// binary folder (its test split).
     #[arg(long)]
     data: PathBuf,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Average the paper's ten views.
-    #[arg(long)]
-    ten_crop: bool,
-    /// Class names (default: ImageNet's for 1000 classes, CIFAR's batches.meta.txt if present).
-    #[arg(long)]
-    labels: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// Where an example's image comes from.
@@ -122,6 +115,7 @@ impl BackendJob for Eval<'_> {
         let config = model.config().clone();
         let cifar_meta = args.data.join(CifarKind::Cifar10.label_names_file());
         let labels_path = args
+            .report
             .labels
             .clone()
             .or_else(|| cifar_meta.is_file().then_some(cifar_meta));
@@ -137,13 +131,18 @@ impl BackendJob for Eval<'_> {
             );
         }
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
-        let views_per_image = if args.ten_crop { 10 } else { 1 };
+        let views_per_image = args.report.views_per_image();
         let classes = config.num_classes;
         let (mut seen, mut correct) = (vec![0usize; classes], vec![0usize; classes]);
         let (mut top5, mut failed) = (0usize, 0usize);
         let bar = progress(examples.len(), "evaluating");
-        for batch in examples.chunks(args.batch_size) {
-            let prepared = prepare_with(batch, |(e, _)| e.image(), &preprocessing, args.ten_crop);
+        for batch in examples.chunks(args.report.batch()?) {
+            let prepared = prepare_with(
+                batch,
+                |(e, _)| e.image(),
+                &preprocessing,
+                args.report.ten_crop,
+            );
             let (kept, views, batch_failed) = keep_readable(batch, prepared, &bar);
             failed += batch_failed;
             let targets: Vec<usize> = kept.iter().map(|(_, class)| *class).collect();
@@ -185,9 +184,8 @@ impl BackendJob for Eval<'_> {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
     let report = dispatch(args.weights.backend()?, Eval { args })?;
-    match args.format {
+    match args.report.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Text => {
             println!(

@@ -12,6 +12,8 @@ use alexnet_model::tensor::HostTensor;
 use alexnet_model::AlexNet;
 use alexnet_model::Variant;
 use anyhow::{bail, Result};
+
+use crate::Format;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
@@ -46,6 +48,44 @@ impl WeightArgs {
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>> {
         let limit = self.backend()?.max_param_bytes();
         Ok(load_model::<B>(&self.weights, self.variant, limit, device)?)
+    }
+}
+
+/// `--batch-size`, `--ten-crop`, `--labels`, `--format`: how `classify` and `eval` run and
+/// report.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Average the paper's ten views (4 corners, center, and their mirror images).
+    #[arg(long)]
+    pub ten_crop: bool,
+    /// Class names: `index<TAB>wordnet_id<TAB>label` or one per line (default: ImageNet's
+    /// for 1000 classes; for eval on a CIFAR folder, its batches.meta.txt).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Text for people, JSON lines for programs.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl ReportArgs {
+    /// Images per forward pass, checked to be positive.
+    pub fn batch(&self) -> Result<usize> {
+        if self.batch_size == 0 {
+            bail!("--batch-size must be positive");
+        }
+        Ok(self.batch_size)
+    }
+
+    /// Views per image: 1, or 10 with `--ten-crop`.
+    pub fn views_per_image(&self) -> usize {
+        if self.ten_crop {
+            10
+        } else {
+            1
+        }
     }
 }
 
