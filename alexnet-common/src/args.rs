@@ -22,6 +22,21 @@ pub fn choice<T: ValueEnum>(what: &str, text: &str) -> Result<T, String> {
     })
 }
 
+/// A number flag that must be finite: NaN and infinities are refused where they enter.
+pub fn parse_finite(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` is not a finite number"))
+    }
+}
+
+/// [`parse_finite`] for `f32` flags.
+pub fn parse_finite_f32(text: &str) -> Result<f32, String> {
+    parse_finite(text).map(|v| v as f32)
+}
+
 /// `--backend`, accepting only the backends compiled in.
 pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
     BackendKind::parse(name).map_err(|e| e.to_string())
@@ -36,7 +51,7 @@ pub fn parse_variant(name: &str) -> Result<alexnet_model::Variant, String> {
 pub fn parse_triple(text: &str) -> Result<[f32; 3], String> {
     let values: Vec<f32> = text
         .split(',')
-        .map(|v| v.trim().parse::<f32>())
+        .map(parse_finite_f32)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("expected three numbers `R,G,B`: {e}"))?;
     values
@@ -67,9 +82,22 @@ mod tests {
     }
 
     #[test]
+    fn finite_numbers() {
+        assert_eq!(parse_finite("0.02"), Ok(0.02));
+        for bad in ["NaN", "inf", "-inf", "1e999"] {
+            assert!(
+                parse_finite(bad).unwrap_err().contains("not a finite"),
+                "{bad}"
+            );
+        }
+        assert!(parse_finite("x").is_err());
+    }
+
+    #[test]
     fn triples() {
         assert_eq!(parse_triple("0.5, 1,2").unwrap(), [0.5, 1.0, 2.0]);
         assert!(parse_triple("1,2").unwrap_err().contains("got 2"));
         assert!(parse_triple("1,x,2").is_err());
+        assert!(parse_triple("1,NaN,2").is_err());
     }
 }

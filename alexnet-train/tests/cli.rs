@@ -71,6 +71,12 @@ fn bad_inputs_are_one_line_errors() {
     fails_with(&["--backend", "tpu"], t, "unknown backend `tpu`");
     fails_with(&["--epochs", "0"], t, "--epochs must be at least 1");
     fails_with(&["--lr=-1"], t, "--lr must be a positive number");
+    fails_with(
+        &["--lr", "NaN"],
+        t,
+        "'--lr <LR>': `NaN` is not a finite number",
+    );
+    fails_with(&["--lighting", "inf"], t, "`inf` is not a finite number");
     fails_with(&["--schedule", "linear"], t, "unknown schedule `linear`");
     fails_with(&["--widths", "1,2"], t, "expected five widths");
     fails_with(&["--epochs", "many"], t, "invalid value");

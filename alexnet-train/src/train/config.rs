@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use alexnet_common::args::{choice, parse_backend, parse_triple, parse_variant};
+use alexnet_common::args::{
+    choice, parse_backend, parse_finite, parse_finite_f32, parse_triple, parse_variant,
+};
 use alexnet_common::backend::BackendKind;
 use alexnet_common::cifar::CifarKind;
 use alexnet_model::{AlexNetConfig, Variant};
@@ -101,7 +103,7 @@ pub struct TrainConfig {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Image folders without val/: hold out this fraction of train/ (per class, seeded).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_finite)]
     pub val_split: Option<f64>,
     /// Use a seeded random subset of at most N training images.
     #[arg(long, value_name = "N")]
@@ -120,7 +122,7 @@ pub struct TrainConfig {
     #[arg(long)]
     pub hidden: Option<usize>,
     /// Classifier dropout probability [default: the variant's, 0.5].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_finite)]
     pub dropout: Option<f64>,
     /// Epochs.
     #[arg(long, default_value_t = 10)]
@@ -129,13 +131,13 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Initial learning rate.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, value_parser = parse_finite)]
     pub lr: f64,
     /// SGD momentum, with dampening 0 (as PyTorch and the paper).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = parse_finite)]
     pub momentum: f64,
     /// L2 weight decay.
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_parser = parse_finite)]
     pub weight_decay: f64,
     /// constant, step (÷10 every --step-every epochs), plateau (÷10 when the validation loss
     /// stops improving for --plateau-patience epochs) or cosine.
@@ -145,7 +147,7 @@ pub struct TrainConfig {
     #[arg(long, value_name = "K", default_value_t = 30)]
     pub step_every: usize,
     /// step/plateau: decay factor.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = parse_finite)]
     pub lr_gamma: f64,
     /// plateau: epochs without validation-loss improvement tolerated before decaying.
     #[arg(long, default_value_t = 2)]
@@ -180,7 +182,7 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
     pub random_resized_crop: bool,
     /// PCA lighting noise σ (the paper's 0.1) [default: 0 for cifar, 0.1 otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_finite_f32)]
     pub lighting: Option<f32>,
     /// Normalisation mean `R,G,B` [default: CIFAR-10's for cifar, ImageNet's otherwise].
     #[arg(long, value_parser = parse_triple)]

@@ -133,7 +133,12 @@ fn utc_stamp() -> String {
 pub fn new_run_dir(config: &TrainConfig) -> Result<PathBuf> {
     let base = match &config.run_name {
         Some(name) => name.clone(),
-        None => format!("{}-{}-{}", config.dataset, config.variant, utc_stamp()),
+        None => format!(
+            "{}-{}-{}",
+            config.dataset,
+            config.variant.name(),
+            utc_stamp()
+        ),
     };
     let mut dir = config.out_dir.join(&base);
     if config.run_name.is_some() && dir.exists() {
@@ -208,4 +213,31 @@ pub fn run(
         backend: kind,
     };
     dispatch(kind, job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without `--run-name` a run folder is `<dataset>-<variant>-<UTC time>`, with the
+    /// command-line names.
+    #[test]
+    fn default_run_folder_names() {
+        let out_dir = std::env::temp_dir().join(format!("alexnet-runs-{}", std::process::id()));
+        let config = TrainConfig {
+            out_dir: out_dir.clone(),
+            dataset: config::Dataset::Cifar100Coarse,
+            variant: alexnet_model::Variant::Torchvision,
+            ..TrainConfig::default()
+        };
+        let dir = new_run_dir(&config).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::remove_dir_all(&out_dir).unwrap();
+        assert!(name.starts_with("cifar100-coarse-torchvision-20"), "{name}");
+        assert_eq!(
+            name.len(),
+            "cifar100-coarse-torchvision-".len() + 15,
+            "{name}"
+        );
+    }
 }
