@@ -1,6 +1,8 @@
 //! Flag values both command lines parse.
 
-use clap::ValueEnum;
+use alexnet_model::{AlexNetConfig, Variant};
+use anyhow::Result;
+use clap::{Args, ValueEnum};
 
 use crate::backend::BackendKind;
 
@@ -57,6 +59,47 @@ pub fn parse_triple(text: &str) -> Result<[f32; 3], String> {
     values
         .try_into()
         .map_err(|v: Vec<f32>| format!("expected three numbers, got {}", v.len()))
+}
+
+/// Which network: variant, classes and input side.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// paper, torchvision or cifar.
+    #[arg(long, default_value = "torchvision", value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Output classes (default: 1000, or 10 for cifar).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Square input side (default: the variant's: 224, or 32 for cifar).
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// Paper variant only: Caffe's 227×227 input without conv1 padding.
+    #[arg(long)]
+    pub caffe_input: bool,
+}
+
+impl ModelArgs {
+    /// The configuration and the input side these flags describe.
+    pub fn config(&self) -> Result<(AlexNetConfig, usize)> {
+        let default_classes = if self.variant == Variant::Cifar {
+            10
+        } else {
+            1000
+        };
+        let mut config = self
+            .variant
+            .config(self.num_classes.unwrap_or(default_classes));
+        if self.caffe_input {
+            anyhow::ensure!(
+                self.variant == Variant::Paper,
+                "--caffe-input applies to the paper variant only"
+            );
+            config = config.with_caffe_input();
+        }
+        config.validate()?;
+        let input_size = self.input_size.unwrap_or(config.input_size);
+        Ok((config, input_size))
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use alexnet_model::AlexNetBackend;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +123,7 @@ pub trait BackendJob {
     /// What the job returns.
     type Output;
     /// Runs on backend `B`'s default device.
-    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// Device `index` of backend `B`, the way Burn numbers them (`DeviceId` type 0: wgpu's
@@ -151,10 +152,7 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
 /// Runs `job` on `B`'s default device, after checking that a GPU backend has a device (its
 /// first operation would otherwise panic).
 #[allow(dead_code)] // unused when no backend feature is enabled
-fn run_on<B: burn::tensor::backend::Backend, J: BackendJob>(
-    kind: BackendKind,
-    job: J,
-) -> Result<J::Output> {
+fn run_on<B: AlexNetBackend, J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     let device = B::Device::default();
     if !kind.is_cpu() {
         alexnet_model::device::probe::<B>(&device).map_err(|e| {

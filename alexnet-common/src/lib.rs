@@ -1,9 +1,10 @@
 //! What `alexnet-train` and `alexnet-infer` both need, and nothing that only training needs
 //! (no autodiff, downloads or charts): the one place a concrete Burn backend is named
-//! ([`backend`]), the CIFAR binary reader ([`cifar`]), image-folder walking ([`images`]) and
-//! shared flag parsers ([`args`]).
+//! ([`backend`]), the CIFAR binary reader ([`cifar`]), image-folder walking ([`images`]),
+//! shared flag parsers ([`args`]) and the benchmarks' timing rule ([`bench`]).
 
 pub mod args;
 pub mod backend;
+pub mod bench;
 pub mod cifar;
 pub mod images;

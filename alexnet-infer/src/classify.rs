@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_model::labels::Labels;
 use alexnet_model::AlexNet;
+use alexnet_model::AlexNetBackend;
 use anyhow::{bail, Result};
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::Backend;
 use clap::Args;
 use serde::Serialize;
 
@@ -83,7 +83,7 @@ pub fn top_k(probs: &[f32], k: usize, labels: Option<&Labels>) -> Vec<Prediction
 
 /// Class probabilities `[images, classes]` of a batch of views, averaged over each image's
 /// `views_per_image` consecutive views (1, or 10 for ten-crop).
-pub fn probabilities<B: Backend>(
+pub fn probabilities<B: AlexNetBackend>(
     model: &AlexNet<B>,
     views: &[alexnet_model::tensor::HostTensor],
     views_per_image: usize,
@@ -110,7 +110,7 @@ impl BackendJob for Classify<'_> {
     /// Number of images that could not be classified.
     type Output = usize;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<usize> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();

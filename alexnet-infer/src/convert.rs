@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use alexnet_common::backend::{dispatch, BackendJob, BackendKind};
 use alexnet_model::checkpoint::{format_from_extension, load_model, save_model};
+use alexnet_model::AlexNetBackend;
 use alexnet_model::Variant;
 use anyhow::{bail, Result};
-use burn::tensor::backend::Backend;
 use clap::Args;
 
-use crate::parse_variant;
+use alexnet_common::args::parse_variant;
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
@@ -30,7 +30,7 @@ struct Convert<'a> {
 impl BackendJob for Convert<'_> {
     type Output = ();
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<()> {
         let args = self.args;
         let Some(format) = format_from_extension(&args.output) else {
             bail!(

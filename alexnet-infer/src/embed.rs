@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use alexnet_common::backend::{dispatch, BackendJob};
+use alexnet_model::AlexNetBackend;
 use alexnet_model::FeatureLayer;
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
 use clap::Args;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -54,7 +54,7 @@ type Embedded = (Vec<String>, Vec<f32>, usize, usize);
 impl BackendJob for Embed<'_> {
     type Output = Embedded;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<Embedded> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Embedded> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let preprocessing = args.preprocess.preprocessing(model.config().variant)?;

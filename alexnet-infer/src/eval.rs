@@ -6,8 +6,8 @@ use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_common::cifar::{self, CifarKind};
 use alexnet_common::images::{class_folders, image_files};
 use alexnet_model::labels::Labels;
+use alexnet_model::AlexNetBackend;
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
 use clap::Args;
 use image::RgbImage;
 use serde::Serialize;
@@ -109,7 +109,7 @@ struct Eval<'a> {
 impl BackendJob for Eval<'_> {
     type Output = EvalReport;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<EvalReport> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<EvalReport> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_model::tensor::HostTensor;
+use alexnet_model::AlexNetBackend;
 use anyhow::{Context, Result};
-use burn::tensor::backend::Backend;
 use clap::Args;
 use image::{Rgb, RgbImage};
 
@@ -83,7 +83,7 @@ struct Filters<'a> {
 impl BackendJob for Filters<'_> {
     type Output = HostTensor;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<HostTensor> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<HostTensor> {
         let model = self.args.weights.load::<B>(&device)?;
         Ok(HostTensor::from_tensor(model.convs()[0].weight.val()))
     }

@@ -14,10 +14,7 @@ mod inputs;
 
 use std::process::ExitCode;
 
-use alexnet_common::args::parse_variant;
-use alexnet_model::{AlexNetConfig, Variant};
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(name = "alexnet-infer", version, about = "AlexNet inference on Burn")]
@@ -44,53 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Text for people, JSON for programs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-/// Which network: variant, classes and input side.
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// paper, torchvision or cifar.
-    #[arg(long, default_value = "torchvision", value_parser = parse_variant)]
-    pub variant: Variant,
-    /// Output classes (default: 1000, or 10 for cifar).
-    #[arg(long)]
-    pub num_classes: Option<usize>,
-    /// Square input side (default: the variant's: 224, or 32 for cifar).
-    #[arg(long)]
-    pub input_size: Option<usize>,
-    /// Paper variant only: Caffe's 227×227 input without conv1 padding.
-    #[arg(long)]
-    pub caffe_input: bool,
-}
-
-impl ModelArgs {
-    /// The configuration and the input side these flags describe.
-    pub fn config(&self) -> Result<(AlexNetConfig, usize)> {
-        let default_classes = if self.variant == Variant::Cifar {
-            10
-        } else {
-            1000
-        };
-        let mut config = self
-            .variant
-            .config(self.num_classes.unwrap_or(default_classes));
-        if self.caffe_input {
-            anyhow::ensure!(
-                self.variant == Variant::Paper,
-                "--caffe-input applies to the paper variant only"
-            );
-            config = config.with_caffe_input();
-        }
-        config.validate()?;
-        let input_size = self.input_size.unwrap_or(config.input_size);
-        Ok((config, input_size))
-    }
-}
+pub use alexnet_common::args::ModelArgs;
+pub use alexnet_common::bench::Format;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

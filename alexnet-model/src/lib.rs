@@ -32,7 +32,12 @@
 //! }
 //! ```
 //!
+//! The forward pass needs a backend with AlexNet's operations, [`AlexNetBackend`]: Flex
+//! (fused CPU kernels), NdArray, Wgpu and Cuda (the plain Burn composition), each behind the
+//! cargo feature of its name, and `Autodiff` of any of them.
+//!
 //! Module dependencies run one way: `config` ← `layers` ← `model` ← `weights` ← `checkpoint`;
+//! `ops` (the backend extension) ← `model`;
 //! `tensor` (host tensors), `preprocess`, `labels`, `device` and `error` stand alone.
 
 pub mod checkpoint;
@@ -42,6 +47,7 @@ pub mod error;
 pub mod labels;
 pub mod layers;
 pub mod model;
+pub mod ops;
 pub mod preprocess;
 pub mod tensor;
 pub mod weights;
@@ -50,3 +56,4 @@ pub use config::{AlexNetConfig, LrnPreset, Variant};
 pub use error::AlexNetError;
 pub use layers::KeyLayout;
 pub use model::{AlexNet, FeatureLayer};
+pub use ops::{AlexNetAutodiffBackend, AlexNetBackend};

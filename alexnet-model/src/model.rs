@@ -11,6 +11,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, PaddingConfig2d, Relu,
 };
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
 use crate::config::{AlexNetConfig, ConvLayerConfig, InitScheme};
@@ -18,6 +19,7 @@ use crate::error::AlexNetError;
 use crate::layers::{
     linear_slices, ClassifierOp, FeatureOp, LayerShapes, ParameterKind, POOL_KERNEL, POOL_STRIDE,
 };
+use crate::ops::{self, AlexNetBackend};
 
 /// Where [`AlexNet::embed`] stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,20 @@ impl<B: Backend> Feature<B> {
             Self::Lrn(lrn) => lrn.forward(x),
             Self::MaxPool(pool) => pool.forward(x),
         }
+    }
+}
+
+/// `relu(conv(x))` through [`ops::conv2d_relu`] (one fused operation where the backend has
+/// one); a convolution without bias or with asymmetric padding takes the plain modules.
+fn conv_relu<B: AlexNetBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match (&conv.bias, &conv.padding) {
+        (Some(bias), &PaddingConfig2d::Explicit(top, left, bottom, right))
+            if top == bottom && left == right =>
+        {
+            let options = ConvOptions::new(conv.stride, [top, left], conv.dilation, conv.groups);
+            ops::conv2d_relu(x, conv.weight.val(), bias.val(), options)
+        }
+        _ => Relu::new().forward(conv.forward(x)),
     }
 }
 
@@ -384,7 +400,10 @@ impl<B: Backend> AlexNet<B> {
         LayerShapes::compute(&self.config, width)?;
         Ok(())
     }
+}
 
+/// The forward pass, on backends with AlexNet's operations ([`AlexNetBackend`]).
+impl<B: AlexNetBackend> AlexNet<B> {
     /// Class scores: `[B, 3, H, W] → [B, num_classes]` (unnormalised logits).
     ///
     /// # Panics
@@ -418,10 +437,22 @@ impl<B: Backend> AlexNet<B> {
     ) -> Result<Tensor<B, 2>, AlexNetError> {
         self.check_input(images.dims())?;
         // [B, 3, 224, 224] → conv1 … pool5 → [B, C5, 6, 6]
-        let x = self
-            .features
-            .iter()
-            .fold(images, |x, module| module.forward(x));
+        let mut x = images;
+        let mut modules = self.features.iter().peekable();
+        while let Some(module) = modules.next() {
+            x = match (module, modules.peek()) {
+                // conv → ReLU as one operation.
+                (Feature::Conv(conv), Some(Feature::Relu(_))) => {
+                    modules.next();
+                    conv_relu(conv, x)
+                }
+                (Feature::Lrn(_), _) => match &self.config.lrn {
+                    Some(lrn) => ops::local_response_norm(x, lrn),
+                    None => module.forward(x),
+                },
+                _ => module.forward(x),
+            };
+        }
         let x = match &self.avgpool {
             Some(avgpool) => avgpool.forward(x),
             None => x,

@@ -56,7 +56,7 @@ fn reference(key: &str) -> HostTensor {
     dict[key].clone()
 }
 
-fn logits<Bk: Backend>(model: &AlexNet<Bk>, side: usize) -> HostTensor {
+fn logits<Bk: alexnet_model::AlexNetBackend>(model: &AlexNet<Bk>, side: usize) -> HostTensor {
     HostTensor::from_tensor(model.try_forward(formula_input(side)).unwrap())
 }
 

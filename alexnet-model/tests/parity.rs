@@ -9,11 +9,12 @@ use alexnet_model::config::LrnConfig;
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::weights::{read_safetensors, StateDict};
 use alexnet_model::KeyLayout;
-use alexnet_model::{AlexNetConfig, LrnPreset};
+use alexnet_model::{ops, AlexNetBackend, AlexNetConfig, LrnPreset};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{ElementConversion, Tensor};
 
 fn fixture(name: &str) -> (StateDict, HashMap<String, String>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,7 +58,9 @@ fn max_abs_diff<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: &Hos
         .fold(0.0, f32::max)
 }
 
-fn check_lrn<B: Backend>() {
+/// LRN as the model runs it (`ops::local_response_norm`: Flex's own kernel, Burn's
+/// composition elsewhere).
+fn check_lrn<B: AlexNetBackend>() {
     let Some(device) = usable_device::<B>() else {
         return;
     };
@@ -79,13 +82,14 @@ fn check_lrn<B: Backend>() {
             "{file}: preset differs from the fixture's"
         );
         let input = take(&dict, "input").to_tensor::<B, 4>(&device);
-        let output = config.burn_config().init().forward(input);
+        let output = ops::local_response_norm(input, &config);
         let diff = max_abs_diff(output, take(&dict, "output"));
         assert!(diff <= 1e-5, "{preset:?}: max |Δ| = {diff}");
     }
 }
 
-fn check_grouped_conv<B: Backend>() {
+/// A grouped convolution, alone (Burn's) and fused with its ReLU as the model runs it.
+fn check_grouped_conv<B: AlexNetBackend>() {
     let Some(device) = usable_device::<B>() else {
         return;
     };
@@ -100,14 +104,21 @@ fn check_grouped_conv<B: Backend>() {
     conv.bias = conv
         .bias
         .map(|b| b.map(|_| take(&dict, "bias").to_tensor(&device)));
-    let output = conv.forward(take(&dict, "input").to_tensor(&device));
-    let diff = max_abs_diff(output, take(&dict, "output"));
+    let input: Tensor<B, 4> = take(&dict, "input").to_tensor(&device);
+    let expected = take(&dict, "output");
+    let diff = max_abs_diff(conv.forward(input.clone()), expected);
     assert!(diff <= 1e-5, "grouped conv: max |Δ| = {diff}");
+    let options = ConvOptions::new([1, 1], [2, 2], [1, 1], 2);
+    let bias = conv.bias.as_ref().unwrap().val();
+    let fused = ops::conv2d_relu(input, conv.weight.val(), bias, options);
+    let expected_relu = expected.to_tensor::<B, 4>(&device).clamp_min(0.0);
+    let diff = (fused - expected_relu).abs().max().into_scalar().elem::<f32>();
+    assert!(diff <= 1e-5, "grouped conv + ReLU: max |Δ| = {diff}");
 }
 
 /// Tiny models: the fixture's hyper-parameters must be the config's, its weights load strictly
 /// under the Sequential layout, and the logits match PyTorch's at every stored input size.
-fn check_tiny_model<B: Backend>(file: &str, config: AlexNetConfig) {
+fn check_tiny_model<B: AlexNetBackend>(file: &str, config: AlexNetConfig) {
     let Some(device) = usable_device::<B>() else {
         return;
     };

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, FromArgMatches, Parser};
+use clap::{ArgMatches, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
 
+use crate::train::bench::TrainBenchArgs;
 use crate::train::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::train::{self, load_data, new_run_dir, run_config, Outcome, RunOptions};
 
@@ -22,8 +23,15 @@ use crate::train::{self, load_data, new_run_dir, run_config, Outcome, RunOptions
 /// checkpoints/, model.safetensors, model.bpk, model-best.safetensors, summary.json,
 /// curves.png, confusion.png.
 #[derive(Parser, Debug)]
-#[command(name = "alexnet-train", version)]
+#[command(
+    name = "alexnet-train",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// Instead of training: `bench`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The training options.
     #[command(flatten)]
     pub train: TrainConfig,
@@ -49,6 +57,13 @@ pub struct Args {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What `alexnet-train` does instead of training.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Time training steps (forward, backward, SGD step) on synthetic batches; print images/s.
+    Bench(TrainBenchArgs),
 }
 
 /// The parsed command line, and which training options it gave explicitly.
@@ -79,9 +94,17 @@ impl Invocation {
     }
 }
 
-/// Runs the command line.
-pub fn run(invocation: Invocation) -> Result<Outcome> {
+/// Runs the command line: trains, or runs a subcommand (then there is no [`Outcome`]).
+pub fn run(invocation: Invocation) -> Result<Option<Outcome>> {
     let Invocation { args, given: flags } = invocation;
+    match &args.command {
+        Some(Command::Bench(bench)) => crate::train::bench::run(bench).map(|()| None),
+        None => train(args, &flags).map(Some),
+    }
+}
+
+/// Trains (or resumes) as the flags say.
+fn train(args: Args, flags: &Value) -> Result<Outcome> {
     if args.download_url.is_some() && !args.download {
         bail!("--download-url needs --download");
     }
@@ -110,7 +133,7 @@ pub fn run(invocation: Invocation) -> Result<Outcome> {
         }
         let text = run_config(run_dir)?;
         let source = run_dir.join("config.json").display().to_string();
-        let config = TrainConfig::layered(Some((&text, &source)), &flags)?;
+        let config = TrainConfig::layered(Some((&text, &source)), flags)?;
         let data = load_data(&config)?;
         return train::run(&config, &data, run_dir, true, &options);
     }
@@ -122,8 +145,7 @@ pub fn run(invocation: Invocation) -> Result<Outcome> {
         )),
         None => None,
     };
-    let config =
-        TrainConfig::layered(file.as_ref().map(|(t, s)| (t.as_str(), s.as_str())), &flags)?;
+    let config = TrainConfig::layered(file.as_ref().map(|(t, s)| (t.as_str(), s.as_str())), flags)?;
     if args.download {
         download_dataset(&config, args.download_url.as_deref(), !args.quiet)?;
     }

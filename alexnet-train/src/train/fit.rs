@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexnet_model::{AlexNet, AlexNetConfig};
+use alexnet_model::{AlexNet, AlexNetAutodiffBackend, AlexNetBackend, AlexNetConfig};
 use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
@@ -30,7 +30,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::{self, EarlyStop, TrainState};
@@ -63,7 +63,7 @@ pub struct FitJob<'a> {
 impl BackendJob for FitJob<'_> {
     type Output = Outcome;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<Outcome> {
+    fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Outcome> {
         let devices = match &self.config.devices {
             Some(indices) => indices.iter().map(|&i| device_by_index::<B>(i)).collect(),
             None => vec![device],
@@ -93,7 +93,7 @@ fn row_losses(logits: &[f32], labels: &[usize]) -> f64 {
 }
 
 /// Validation pass: loss, top-1, top-5, and the confusion counts `[truth][guess]`.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: AlexNetBackend>(
     model: &AlexNet<B>,
     source: Arc<dyn ImageSource>,
     transform: Arc<Transform>,
@@ -137,7 +137,7 @@ fn progress(options: &RunOptions, len: usize, epoch: usize, epochs: usize) -> Pr
 
 /// Trains on `devices` (the first is the main device; more than one: data-parallel): set up
 /// or resume, then per epoch train, validate and close the epoch, then finish the run.
-fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<Outcome> {
+fn fit<B: AlexNetAutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<Outcome> {
     let (mut run, mut model) = Run::<B>::start(job, devices)?;
     let mut confusion = None;
     while let Some(epoch) = run.next_epoch() {
@@ -168,7 +168,7 @@ fn fit<B: AutodiffBackend>(job: FitJob<'_>, devices: Vec<B::Device>) -> Result<O
 /// A run in progress: the optimizer and the state a checkpoint holds, with what every epoch
 /// needs. The model itself is passed through [`fit`]'s loop by value, so that each optimizer
 /// step owns the parameters it updates.
-struct Run<'a, B: AutodiffBackend> {
+struct Run<'a, B: AlexNetAutodiffBackend> {
     config: &'a TrainConfig,
     data: &'a Splits,
     run_dir: &'a Path,
@@ -183,10 +183,25 @@ struct Run<'a, B: AutodiffBackend> {
 }
 
 /// SGD over the model's parameters.
-type Sgd<B> =
+pub type Sgd<B> =
     OptimizerAdaptor<burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>, AlexNet<B>, B>;
 
-impl<'a, B: AutodiffBackend> Run<'a, B> {
+/// SGD with `config`'s momentum (dampening 0, as PyTorch and the paper; Burn's default is
+/// 0.1) and weight decay.
+pub fn sgd<B: AutodiffBackend>(config: &TrainConfig) -> Sgd<B> {
+    let momentum = MomentumConfig::new()
+        .with_momentum(config.momentum)
+        .with_dampening(0.0)
+        .with_nesterov(false);
+    let weight_decay =
+        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    SgdConfig::new()
+        .with_momentum(Some(momentum))
+        .with_weight_decay(weight_decay)
+        .init::<B, AlexNet<B>>()
+}
+
+impl<'a, B: AlexNetAutodiffBackend> Run<'a, B> {
     /// Builds the model and the optimizer, then continues from the newest checkpoint
     /// (`--resume`) or loads `--weights`.
     fn start(job: FitJob<'a>, devices: Vec<B::Device>) -> Result<(Self, AlexNet<B>)> {
@@ -202,16 +217,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         }
         model.check_input([1, 3, transform.crop, transform.crop])?;
         let parameters = model.num_params(); // also runs the (lazy) initialisation now
-        let momentum = MomentumConfig::new()
-            .with_momentum(config.momentum)
-            .with_dampening(0.0) // Burn's default is 0.1; PyTorch's and the paper's 0.
-            .with_nesterov(false);
-        let weight_decay =
-            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
-        let mut optim = SgdConfig::new()
-            .with_momentum(Some(momentum))
-            .with_weight_decay(weight_decay)
-            .init::<B, AlexNet<B>>();
+        let mut optim = sgd(config);
         let say = |line: String| say(options, line);
 
         let ckpt_dir = run_dir.join("checkpoints");
@@ -284,7 +290,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
     }
 }
 
-impl<B: AutodiffBackend> Run<'_, B> {
+impl<B: AlexNetAutodiffBackend> Run<'_, B> {
     /// The next epoch to train, unless the run is over or `--stop-after` says stop.
     fn next_epoch(&self) -> Option<usize> {
         let epoch = self.state.epoch + 1;

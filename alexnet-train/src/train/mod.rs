@@ -11,6 +11,7 @@
 //! * `summary.json` — final and best scores, epochs, wall time, images/s;
 //! * `curves.png`, `confusion.png` — loss/accuracy curves and the final confusion matrix.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod export;

@@ -9,12 +9,11 @@
 //! the summed gradient *is* the whole batch's mean-loss gradient — the learning rate means
 //! the same on any number of devices, and `--batch-size` stays the global batch.
 
-use alexnet_model::AlexNet;
+use alexnet_model::{AlexNet, AlexNetAutodiffBackend};
 use anyhow::{anyhow, Result};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 
 use crate::data::loader::Batch;
@@ -71,7 +70,7 @@ fn shards(n: usize, devices: usize) -> Vec<(usize, std::ops::Range<usize>)> {
 /// Forward and backward of `batch[range]` on `model` (already on its device); the loss is
 /// scaled by `weight`. Returns the gradients (still on the model's device), the unscaled loss
 /// and the logits.
-fn shard_step<B: AutodiffBackend>(
+fn shard_step<B: AlexNetAutodiffBackend>(
     model: &AlexNet<B>,
     batch: &Batch,
     range: std::ops::Range<usize>,
@@ -92,7 +91,7 @@ fn shard_step<B: AutodiffBackend>(
 /// The gradient of `batch`'s mean cross-entropy for `model` (on `devices[0]`), computed on
 /// `devices` in parallel (one thread per device beyond the first). A non-finite loss is
 /// returned as is; the caller decides.
-pub fn batch_gradients<B: AutodiffBackend>(
+pub fn batch_gradients<B: AlexNetAutodiffBackend>(
     model: &AlexNet<B>,
     batch: &Batch,
     devices: &[B::Device],

@@ -1,0 +1,147 @@
+//! AlexNet's own operations, as a Burn backend extension.
+//!
+//! [`AlexNetBackend`] extends Burn's `Backend` trait the way Burn's book ("Backend
+//! Extension") describes: each operation has a default body that is the plain Burn
+//! composition, so every backend gets it unchanged, and a backend may override it with a
+//! faster implementation. Flex (Burn's CPU backend) does, on its tensors' buffers
+//! ([`flex`], cargo feature `flex`); [`Autodiff`](burn::backend::Autodiff) wraps any
+//! implementation with its own backward pass ([`autodiff`]).
+//!
+//! The operations:
+//! * [`conv2d_relu`]: `relu(conv2d(x, weight) + bias)` — every AlexNet convolution is
+//!   followed by a ReLU, so the pair is one operation (one pass over the output, and a
+//!   backward pass that needs only the output).
+//! * [`local_response_norm`]: the paper's LRN in one pass (Burn's composition transposes the
+//!   activations to pool over channels).
+
+mod autodiff;
+#[cfg(feature = "flex")]
+mod flex;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
+
+use crate::config::LrnConfig;
+
+/// The gradients of [`AlexNetBackend::conv2d_relu`].
+#[derive(Debug)]
+pub struct ConvReluGrads<B: Backend> {
+    /// `[N, C, H, W]`, when asked for (the input images need none).
+    pub x: Option<FloatTensor<B>>,
+    /// `[O, C/groups, k, k]`.
+    pub weight: FloatTensor<B>,
+    /// `[O]`.
+    pub bias: FloatTensor<B>,
+}
+
+/// A Burn backend with AlexNet's operations. The default bodies are the plain Burn
+/// composition; implement the trait with an empty block for a backend without faster ones.
+pub trait AlexNetBackend: Backend {
+    /// `relu(conv2d(x, weight) + bias)`: x `[N, C, H, W]`, weight `[O, C/groups, kh, kw]`,
+    /// bias `[O]` → `[N, O, H', W']`.
+    fn conv2d_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::relu(Self::conv2d(x, weight, Some(bias), options))
+    }
+
+    /// Local response normalisation across channels (see [`LrnConfig`]): `[N, C, H, W]` →
+    /// `[N, C, H, W]`. The default is Burn's `LocalResponseNorm` (which autodiff
+    /// differentiates op by op).
+    fn local_response_norm(x: FloatTensor<Self>, lrn: &LrnConfig) -> FloatTensor<Self> {
+        let x = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(x));
+        lrn.burn_config()
+            .init()
+            .forward(x)
+            .into_primitive()
+            .tensor()
+    }
+
+    /// The gradients of [`conv2d_relu`](Self::conv2d_relu) from its inputs, its `output`
+    /// and the gradient of the output (all shapes as there); `x_grad` says whether the
+    /// input's gradient is needed.
+    fn conv2d_relu_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        x_grad: bool,
+    ) -> ConvReluGrads<Self> {
+        plain_conv2d_relu_backward::<Self>(x, weight, output, output_grad, options, x_grad)
+    }
+}
+
+/// The default body of [`AlexNetBackend::conv2d_relu_backward`]: Burn's ReLU and
+/// convolution gradients.
+pub(crate) fn plain_conv2d_relu_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    x_grad: bool,
+) -> ConvReluGrads<B> {
+    let grad = B::relu_backward(output, output_grad);
+    // Σ over images and positions: [N, O, H', W'] → [N, O, H'·W'] → [1, O, 1] → [O].
+    let [n, o, h, w] = grad.shape().dims();
+    let bias = B::float_reshape(grad.clone(), [n, o, h * w].into());
+    let bias = B::float_sum_dim(B::float_sum_dim(bias, 2), 0);
+    ConvReluGrads {
+        x: x_grad.then(|| {
+            B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone())
+        }),
+        bias: B::float_reshape(bias, [o].into()),
+        weight: B::conv2d_weight_backward(x, weight, grad, options),
+    }
+}
+
+/// [`AlexNetBackend::local_response_norm`] on tensors.
+pub fn local_response_norm<B: AlexNetBackend>(x: Tensor<B, 4>, lrn: &LrnConfig) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::local_response_norm(
+        x.into_primitive().tensor(),
+        lrn,
+    )))
+}
+
+/// [`AlexNetBackend::conv2d_relu`] on tensors.
+pub fn conv2d_relu<B: AlexNetBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::conv2d_relu(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        options,
+    )))
+}
+
+// The backends without faster operations: the plain composition.
+#[cfg(feature = "ndarray")]
+impl AlexNetBackend for burn::backend::NdArray {}
+#[cfg(feature = "wgpu")]
+impl AlexNetBackend for burn::backend::Wgpu {}
+#[cfg(feature = "cuda")]
+impl AlexNetBackend for burn::backend::Cuda {}
+
+/// A training backend: [`AlexNetBackend`] with autodiff, whose inner backend (validation,
+/// `model.valid()`) has AlexNet's operations too. `Autodiff<B>` is one for every
+/// [`AlexNetBackend`] `B`.
+pub trait AlexNetAutodiffBackend:
+    AlexNetBackend + AutodiffBackend<InnerBackend: AlexNetBackend>
+{
+}
+
+impl<B> AlexNetAutodiffBackend for B
+where
+    B: AlexNetBackend + AutodiffBackend,
+    B::InnerBackend: AlexNetBackend,
+{
+}
