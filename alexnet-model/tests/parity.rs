@@ -112,7 +112,11 @@ fn check_grouped_conv<B: AlexNetBackend>() {
     let bias = conv.bias.as_ref().unwrap().val();
     let fused = ops::conv2d_relu(input, conv.weight.val(), bias, options);
     let expected_relu = expected.to_tensor::<B, 4>(&device).clamp_min(0.0);
-    let diff = (fused - expected_relu).abs().max().into_scalar().elem::<f32>();
+    let diff = (fused - expected_relu)
+        .abs()
+        .max()
+        .into_scalar()
+        .elem::<f32>();
     assert!(diff <= 1e-5, "grouped conv + ReLU: max |Δ| = {diff}");
 }
 

@@ -1,20 +1,27 @@
 //! [`AlexNetBackend`] for Flex, on its tensors' `f32` buffers.
 //!
-//! The convolution is Caffe's: per image and group, `im2col` lays the input patches out as
-//! a `[C/g·kh·kw, H'·W']` matrix, and one gemm (the `gemm` crate, which Flex itself uses)
-//! multiplies the `[O/g, C/g·kh·kw]` weights by it, straight into the NCHW output, bias
-//! included; the ReLU is applied in the same pass. Flex's own convolution converts every
-//! input to NHWC, tiles the output, and adds bias and ReLU in separate passes; its backward
-//! pass is Burn's generic one (transposed convolutions). Here the backward pass is the
-//! adjoint of the same three steps: the weight gradient is `grad · colᵀ` (summed over the
-//! images in order, so it is deterministic), the input gradient is `col2im(Wᵀ · grad)`,
-//! skipped where nobody needs it (conv1's input).
+//! The convolution is Caffe's im2col + gemm, one image per thread: per image and group,
+//! `im2col` lays the input patches out as a `[C/g·kh·kw, H'·W']` matrix and one gemm (the
+//! `gemm` crate, which Flex itself uses) multiplies the `[O/g, C/g·kh·kw]` weights by it into
+//! the NCHW output, which starts as the bias; the ReLU follows in the same task. (A single
+//! image spreads its gemms over the threads instead; one large gemm over many images ran
+//! slower than one image per thread, measured.) Flex's own convolution converts every input
+//! to NHWC, runs one small gemm per 512-position tile, and adds bias and ReLU in separate
+//! passes; its backward pass is Burn's generic one (transposed convolutions).
+//!
+//! The backward pass is the adjoint of the same steps: the input gradient is
+//! `col2im(Wᵀ · grad)` per image, skipped where nobody needs it (conv1's input); the weight
+//! gradient `Σₙ grad[n] · col[n]ᵀ` is summed in a fixed number of parts of the batch in
+//! parallel (each part's patch matrices side by side, so its products are long), then the
+//! parts in order: deterministic whatever the thread count.
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
 //!
 //! Anything else (another dtype, dilation, an even LRN size) takes the plain Burn
 //! composition.
+
+use std::ops::Range;
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::Flex;
@@ -112,6 +119,14 @@ fn local_response_norm(x: &FlexTensor, lrn: &LrnConfig) -> FlexTensor {
     tensor(out, shape)
 }
 
+/// Most elements one patch matrix of several images may hold (16 MiB of `f32`): bounds the
+/// weight gradient's memory per thread.
+const CHUNK_ELEMENTS: usize = 4 << 20;
+
+/// The weight gradient is summed in this many parts of the batch, in parallel, then in
+/// order: a fixed number, so the result does not depend on the thread count.
+const WEIGHT_GRAD_PARTS: usize = 8;
+
 /// A convolution's geometry, for one image and one group.
 #[derive(Debug, Clone, Copy)]
 struct Conv {
@@ -128,6 +143,8 @@ struct Conv {
     padding: [usize; 2],
     out_height: usize,
     out_width: usize,
+    /// [`CHUNK_ELEMENTS`] (smaller in tests).
+    chunk_elements: usize,
 }
 
 impl Conv {
@@ -161,6 +178,7 @@ impl Conv {
             padding: [ph, pw],
             out_height: (height + 2 * ph - kh) / sh + 1,
             out_width: (width + 2 * pw - kw) / sw + 1,
+            chunk_elements: CHUNK_ELEMENTS,
         })
     }
 
@@ -191,47 +209,69 @@ impl Conv {
         ])
     }
 
+    /// Plane length `H·W` of one input channel.
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// `images` in consecutive runs whose patch matrix stays under `chunk_elements` (at least
+    /// one image each).
+    fn chunks(&self, images: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+        let per_chunk = (self.chunk_elements / (self.rows() * self.cols())).max(1);
+        let end = images.end;
+        images
+            .step_by(per_chunk)
+            .map(move |start| start..(start + per_chunk).min(end))
+    }
+
+    /// The `(channel, kernel row, kernel column)` of patch-matrix row `row`.
+    fn row_origin(&self, row: usize) -> (usize, usize, usize) {
+        let [kh, kw] = self.kernel;
+        (row / (kh * kw), (row / kw) % kh, row % kw)
+    }
+
+    /// How the products of one image run: several images go in parallel, one image per
+    /// thread; a single image spreads its products over the threads.
+    fn parallelism(&self) -> Parallelism {
+        if self.batch > 1 {
+            Parallelism::None
+        } else {
+            Parallelism::Rayon(0)
+        }
+    }
+
     /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
-        let (rows, cols) = (self.rows(), self.cols());
-        let mut out = vec![0.0f32; self.batch * self.out_image_len()];
-        let image = |(input, output): (&[f32], &mut [f32]), parallelism| {
-            let mut col = vec![0.0f32; rows * cols];
-            for g in 0..self.groups {
-                self.im2col(
-                    &input[g * self.channels * self.height * self.width..],
-                    &mut col,
-                );
-                let kernels = g * self.kernels..(g + 1) * self.kernels;
-                let out = &mut output[kernels.start * cols..kernels.end * cols];
-                for (row, b) in out.chunks_exact_mut(cols).zip(&bias[kernels.clone()]) {
-                    row.fill(*b);
+        let (rows, cols, out_len) = (self.rows(), self.cols(), self.out_image_len());
+        let mut out = vec![0.0f32; self.batch * out_len];
+        x.par_chunks_exact(self.image_len())
+            .zip(out.par_chunks_exact_mut(out_len))
+            .for_each(|(image, output)| {
+                let mut col = vec![0.0f32; rows * cols];
+                for g in 0..self.groups {
+                    self.im2col(image, g, &mut col, cols);
+                    let kernels = g * self.kernels..(g + 1) * self.kernels;
+                    let output = &mut output[kernels.start * cols..kernels.end * cols];
+                    for (row, b) in output.chunks_exact_mut(cols).zip(&bias[kernels.clone()]) {
+                        row.fill(*b);
+                    }
+                    // [O/g, rows] · [rows, H'W'] + bias
+                    let w = &weight[kernels.start * rows..kernels.end * rows];
+                    let shape = [self.kernels, cols];
+                    let parallelism = self.parallelism();
+                    matmul(
+                        output,
+                        shape,
+                        true,
+                        (w, false),
+                        (&col, false),
+                        rows,
+                        parallelism,
+                    );
                 }
-                let w = &weight[kernels.start * rows..kernels.end * rows];
-                matmul(
-                    out,
-                    [self.kernels, cols],
-                    true,
-                    (w, false),
-                    (&col, false),
-                    rows,
-                    parallelism,
-                );
-            }
-            output.iter_mut().for_each(|v| *v = v.max(0.0));
-        };
-        let (image_len, out_len) = (self.image_len(), self.out_image_len());
-        if self.batch > 1 {
-            // Images in parallel, each gemm on one thread.
-            x.par_chunks_exact(image_len)
-                .zip(out.par_chunks_exact_mut(out_len))
-                .for_each(|pair| image(pair, Parallelism::None));
-        } else {
-            x.chunks_exact(image_len)
-                .zip(out.chunks_exact_mut(out_len))
-                .for_each(|pair| image(pair, Parallelism::Rayon(0)));
-        }
+                output.iter_mut().for_each(|v| *v = v.max(0.0));
+            });
         tensor(out, self.out_shape())
     }
 
@@ -245,85 +285,61 @@ impl Conv {
         x_grad: bool,
     ) -> ConvReluGrads<Flex> {
         let (x, weight) = (f32s(x), f32s(weight));
-        let (rows, cols) = (self.rows(), self.cols());
+        let (cols, out_len) = (self.cols(), self.out_image_len());
         let out_channels = self.groups * self.kernels;
         // The ReLU's gradient: zero where the output is.
         let grad: Vec<f32> = f32s(output)
-            .iter()
-            .zip(f32s(output_grad).iter())
+            .par_iter()
+            .zip(f32s(output_grad).par_iter())
             .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
             .collect();
 
         // Bias: Σ over images and positions, in order.
         let mut bias_grad = vec![0.0f32; out_channels];
-        for image in grad.chunks_exact(self.out_image_len()) {
+        for image in grad.chunks_exact(out_len) {
             for (sum, row) in bias_grad.iter_mut().zip(image.chunks_exact(cols)) {
                 *sum += row.iter().sum::<f32>();
             }
         }
 
-        // Weights: Σₙ grad[n] · col[n]ᵀ per group, images in order; gemm splits each
-        // product across threads without splitting the sum, so the result is deterministic.
-        let mut weight_grad = vec![0.0f32; out_channels * rows];
-        let mut col = vec![0.0f32; rows * cols];
-        for (n, (input, grad)) in x
-            .chunks_exact(self.image_len())
-            .zip(grad.chunks_exact(self.out_image_len()))
-            .enumerate()
-        {
-            for g in 0..self.groups {
-                self.im2col(
-                    &input[g * self.channels * self.height * self.width..],
-                    &mut col,
-                );
-                let kernels = g * self.kernels..(g + 1) * self.kernels;
-                matmul(
-                    &mut weight_grad[kernels.start * rows..kernels.end * rows],
-                    [self.kernels, rows],
-                    n > 0,
-                    (&grad[kernels.start * cols..kernels.end * cols], false),
-                    (&col, true),
-                    cols,
-                    Parallelism::Rayon(0),
-                );
-            }
+        // Weights: a partial sum per fixed part of the batch, in parallel, then the parts
+        // added in order — the same numbers whatever the thread count.
+        let parts = self.batch.min(WEIGHT_GRAD_PARTS);
+        let partials: Vec<Vec<f32>> = (0..parts)
+            .into_par_iter()
+            .map(|p| {
+                self.weight_grad(
+                    &x,
+                    &grad,
+                    p * self.batch / parts..(p + 1) * self.batch / parts,
+                )
+            })
+            .collect();
+        let mut weight_grad = partials[0].clone();
+        for partial in &partials[1..] {
+            weight_grad
+                .iter_mut()
+                .zip(partial)
+                .for_each(|(w, p)| *w += p);
         }
 
-        // Input: col2im(Wᵀ · grad[n]) per image and group, images in parallel.
-        let x_grad = x_grad.then(|| {
-            let mut x_grad = vec![0.0f32; self.batch * self.image_len()];
-            x_grad
+        // Input: col2im(Wᵀ · grad[n]) per image, skipped where nobody needs it.
+        let input_grad = x_grad.then(|| {
+            let mut input_grad = vec![0.0f32; x.len()];
+            input_grad
                 .par_chunks_exact_mut(self.image_len())
-                .zip(grad.par_chunks_exact(self.out_image_len()))
-                .for_each(|(input_grad, grad)| {
-                    let mut col = vec![0.0f32; rows * cols];
-                    for g in 0..self.groups {
-                        let kernels = g * self.kernels..(g + 1) * self.kernels;
-                        matmul(
-                            &mut col,
-                            [rows, cols],
-                            false,
-                            (&weight[kernels.start * rows..kernels.end * rows], true),
-                            (&grad[kernels.start * cols..kernels.end * cols], false),
-                            self.kernels,
-                            Parallelism::None,
-                        );
-                        let plane = self.channels * self.height * self.width;
-                        self.col2im(&col, &mut input_grad[g * plane..(g + 1) * plane]);
-                    }
-                });
-            tensor(
-                x_grad,
-                Shape::new([
-                    self.batch,
-                    self.groups * self.channels,
-                    self.height,
-                    self.width,
-                ]),
-            )
+                .zip(grad.par_chunks_exact(out_len))
+                .for_each(|(image_grad, grad)| self.input_grad(&weight, grad, image_grad));
+            let shape = [
+                self.batch,
+                self.groups * self.channels,
+                self.height,
+                self.width,
+            ];
+            tensor(input_grad, Shape::new(shape))
         });
         ConvReluGrads {
-            x: x_grad,
+            x: input_grad,
             weight: tensor(
                 weight_grad,
                 Shape::new([out_channels, self.channels, self.kernel[0], self.kernel[1]]),
@@ -332,70 +348,135 @@ impl Conv {
         }
     }
 
-    /// The output columns `x'` whose input column `x'·s + j − p` lies inside `0..len`, for
-    /// kernel offset `j`: `start..end` (maybe empty).
-    fn inside(j: usize, stride: usize, pad: usize, len: usize, out_len: usize) -> (usize, usize) {
-        let start = pad.saturating_sub(j).div_ceil(stride).min(out_len);
-        let end = (len + pad).saturating_sub(j).div_ceil(stride).min(out_len);
-        (start, end.max(start))
-    }
-
-    /// Calls `visit(row, y', iy, x'-range, ix of the first)` for every patch-matrix row and
-    /// output row whose input row `iy` lies inside the image; the x'-range is where the input
-    /// column is inside too. What im2col copies and col2im adds back.
-    fn for_each_span(&self, mut visit: impl FnMut(usize, usize, usize, (usize, usize), usize)) {
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [ph, pw] = self.padding;
-        for c in 0..self.channels {
-            for i in 0..kh {
-                for j in 0..kw {
-                    let row = (c * kh + i) * kw + j;
-                    let span = Self::inside(j, sw, pw, self.width, self.out_width);
-                    if span.0 == span.1 {
-                        continue;
-                    }
-                    let first_ix = span.0 * sw + j - pw;
-                    for y in 0..self.out_height {
-                        let iy = (y * sh + i).wrapping_sub(ph);
-                        if iy < self.height {
-                            visit(row, y, c * self.height + iy, span, first_ix);
-                        }
+    /// `Σₙ grad[n] · col[n]ᵀ` over `images`, `[O, C/g·kh·kw]`: per chunk and group, the
+    /// images' patch matrices side by side (`[rows, n·H'W']`) times the gathered gradient
+    /// (`[O/g, n·H'W']`), one product on this thread.
+    fn weight_grad(&self, x: &[f32], grad: &[f32], images: Range<usize>) -> Vec<f32> {
+        let (rows, cols, out_len) = (self.rows(), self.cols(), self.out_image_len());
+        let mut sum = vec![0.0f32; self.groups * self.kernels * rows];
+        let parallelism = self.parallelism();
+        for chunk in self.chunks(images) {
+            let width = chunk.len() * cols;
+            let mut col = vec![0.0f32; rows * width];
+            let mut gathered = vec![0.0f32; self.kernels * width];
+            for g in 0..self.groups {
+                let kernels = g * self.kernels..(g + 1) * self.kernels;
+                for (n, image) in chunk.clone().enumerate() {
+                    let input = &x[image * self.image_len()..][..self.image_len()];
+                    self.im2col(input, g, &mut col[n * cols..], width);
+                    let grad = &grad[image * out_len + kernels.start * cols..];
+                    for (k, src) in grad.chunks_exact(cols).take(self.kernels).enumerate() {
+                        gathered[k * width + n * cols..][..cols].copy_from_slice(src);
                     }
                 }
+                matmul(
+                    &mut sum[kernels.start * rows..kernels.end * rows],
+                    [self.kernels, rows],
+                    true,
+                    (&gathered, false),
+                    (&col, true),
+                    width,
+                    parallelism,
+                );
+            }
+        }
+        sum
+    }
+
+    /// One image's input gradient: `col2im(W_gᵀ · grad_g)` per group.
+    fn input_grad(&self, weight: &[f32], grad: &[f32], image_grad: &mut [f32]) {
+        let (rows, cols) = (self.rows(), self.cols());
+        let mut col = vec![0.0f32; rows * cols];
+        for g in 0..self.groups {
+            let kernels = g * self.kernels..(g + 1) * self.kernels;
+            let w = &weight[kernels.start * rows..kernels.end * rows];
+            let grad = &grad[kernels.start * cols..kernels.end * cols];
+            let parallelism = self.parallelism();
+            matmul(
+                &mut col,
+                [rows, cols],
+                false,
+                (w, true),
+                (grad, false),
+                self.kernels,
+                parallelism,
+            );
+            self.col2im(&col, g, image_grad);
+        }
+    }
+
+    /// The output columns `x'` whose input column `x'·s + j − p` lies inside `0..len`, for
+    /// kernel offset `j`: `start..end` (maybe empty).
+    fn inside(j: usize, stride: usize, pad: usize, len: usize, out_len: usize) -> Range<usize> {
+        let start = pad.saturating_sub(j).div_ceil(stride).min(out_len);
+        let end = (len + pad).saturating_sub(j).div_ceil(stride).min(out_len);
+        start..end.max(start)
+    }
+
+    /// Calls `visit(y', iy, x'-range, ix of its first)` for every output row `y'` whose input
+    /// row `iy = y'·s + i − p` lies inside the image, for kernel offset `(i, j)`; the x'-range
+    /// is where the input column lies inside too (it is not empty).
+    fn for_each_span(
+        &self,
+        i: usize,
+        j: usize,
+        mut visit: impl FnMut(usize, usize, Range<usize>, usize),
+    ) {
+        let [sh, sw] = self.stride;
+        let [ph, pw] = self.padding;
+        let span = Self::inside(j, sw, pw, self.width, self.out_width);
+        if span.is_empty() {
+            return;
+        }
+        let first_ix = span.start * sw + j - pw;
+        for y in 0..self.out_height {
+            let iy = (y * sh + i).wrapping_sub(ph);
+            if iy < self.height {
+                visit(y, iy, span.clone(), first_ix);
             }
         }
     }
 
-    /// `col[(c, i, j), (y', x')] = input[c, y'·s + i − p, x'·s + j − p]`, 0 outside the image.
-    /// `input`: one group's `[C/g, H, W]`; `col`: `[rows, cols]`.
-    fn im2col(&self, input: &[f32], col: &mut [f32]) {
-        col.fill(0.0);
-        let (w, ow, sw) = (self.width, self.out_width, self.stride[1]);
-        self.for_each_span(|row, y, input_row, (start, end), first_ix| {
-            let dst = &mut col[row * self.cols() + y * ow..][start..end];
-            let src = &input[input_row * w + first_ix..];
-            if sw == 1 {
-                dst.copy_from_slice(&src[..dst.len()]);
-            } else {
-                for (k, d) in dst.iter_mut().enumerate() {
-                    *d = src[k * sw];
+    /// One image's patch matrix for group `group`: `col[(c, i, j), (y', x')] =
+    /// image[c, y'·s + i − p, x'·s + j − p]`, 0 outside the image; row `r` starts at
+    /// `col[r · row_stride]` (images side by side when the stride is wider than `H'W'`).
+    fn im2col(&self, image: &[f32], group: usize, col: &mut [f32], row_stride: usize) {
+        let (cols, plane, w, ow) = (self.cols(), self.plane(), self.width, self.out_width);
+        let sw = self.stride[1];
+        for row in 0..self.rows() {
+            let (c, i, j) = self.row_origin(row);
+            let input = &image[(group * self.channels + c) * plane..][..plane];
+            let dst = &mut col[row * row_stride..][..cols];
+            dst.fill(0.0);
+            self.for_each_span(i, j, |y, iy, span, first_ix| {
+                let dst = &mut dst[y * ow..][span];
+                let src = &input[iy * w + first_ix..];
+                if sw == 1 {
+                    dst.copy_from_slice(&src[..dst.len()]);
+                } else {
+                    for (k, d) in dst.iter_mut().enumerate() {
+                        *d = src[k * sw];
+                    }
                 }
-            }
-        });
+            });
+        }
     }
 
-    /// The adjoint of [`im2col`](Self::im2col): adds each column entry back to the input
-    /// position it was copied from. `input_grad`: one group's `[C/g, H, W]`.
-    fn col2im(&self, col: &[f32], input_grad: &mut [f32]) {
-        let (w, ow, sw) = (self.width, self.out_width, self.stride[1]);
-        self.for_each_span(|row, y, input_row, (start, end), first_ix| {
-            let src = &col[row * self.cols() + y * ow..][start..end];
-            let dst = &mut input_grad[input_row * w + first_ix..];
-            for (k, s) in src.iter().enumerate() {
-                dst[k * sw] += s;
-            }
-        });
+    /// The adjoint of [`im2col`](Self::im2col) for one image: adds each entry of `col`
+    /// (`[rows, H'W']`) back to the input position it came from in `image_grad`.
+    fn col2im(&self, col: &[f32], group: usize, image_grad: &mut [f32]) {
+        let (cols, plane, w, ow) = (self.cols(), self.plane(), self.width, self.out_width);
+        let sw = self.stride[1];
+        for (row, src) in col.chunks_exact(cols).enumerate() {
+            let (c, i, j) = self.row_origin(row);
+            let input = &mut image_grad[(group * self.channels + c) * plane..][..plane];
+            self.for_each_span(i, j, |y, iy, span, first_ix| {
+                let dst = &mut input[iy * w + first_ix..];
+                for (k, s) in src[y * ow..][span].iter().enumerate() {
+                    dst[k * sw] += s;
+                }
+            });
+        }
     }
 }
 
@@ -470,4 +551,66 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
         Layout::contiguous(shape),
         DType::F32,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    /// Values spread over [-1, 1) in a scrambled order.
+    fn random(shape: [usize; 4], seed: usize) -> FlexTensor {
+        let n = shape.iter().product::<usize>();
+        let values = (0..n)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect::<Vec<_>>();
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn values(tensor: &FlexTensor) -> Vec<f32> {
+        f32s(tensor).into_owned()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32]) {
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-5 * scale, "max diff {diff} (scale {scale})");
+    }
+
+    /// Weight-gradient parts split into chunks of one or two images give what whole parts
+    /// give.
+    #[test]
+    fn chunked_batches_equal_one_chunk() {
+        // 17 images: the weight gradient's parts hold two or three, then split in chunks.
+        let x = random([17, 4, 9, 9], 1);
+        let weight = random([6, 2, 3, 3], 2);
+        let bias = FlexTensor::from_data(TensorData::new(vec![0.1f32; 6], [6]));
+        let options = ConvOptions::new([2, 1], [1, 1], [1, 1], 2);
+        let whole = Conv::new(&x, &weight, &options).unwrap();
+        let per_image = whole.rows() * whole.cols();
+        let output = whole.forward(&x, &weight, &bias);
+        let output_grad = random([17, 6, 5, 9], 3);
+        let expected = whole.backward(&x, &weight, &output, &output_grad, true);
+        for images in [1, 2] {
+            let chunked = Conv {
+                chunk_elements: images * per_image,
+                ..whole
+            };
+            assert_eq!(chunked.chunks(0..17).count(), 17usize.div_ceil(images));
+            assert_close(
+                &values(&chunked.forward(&x, &weight, &bias)),
+                &values(&output),
+            );
+            let grads = chunked.backward(&x, &weight, &output, &output_grad, true);
+            assert_close(&values(&grads.weight), &values(&expected.weight));
+            assert_close(&values(&grads.bias), &values(&expected.bias));
+            assert_close(
+                &values(grads.x.as_ref().unwrap()),
+                &values(expected.x.as_ref().unwrap()),
+            );
+        }
+    }
 }
