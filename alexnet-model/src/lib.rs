@@ -34,7 +34,7 @@
 //!
 //! The forward pass needs a backend with AlexNet's operations, [`AlexNetBackend`]: Flex
 //! (fused CPU kernels), NdArray, Wgpu and Cuda (the plain Burn composition), each behind the
-//! cargo feature of its name, and `Autodiff` of any of them.
+//! cargo feature of its name, and `Autodiff` of any of them (feature `autodiff`).
 //!
 //! Module dependencies run one way: `config` ← `layers` ← `model` ← `weights` ← `checkpoint`;
 //! `ops` (the backend extension) ← `model`;

@@ -3,9 +3,9 @@
 //! [`AlexNetBackend`] extends Burn's `Backend` trait the way Burn's book ("Backend
 //! Extension") describes: each operation has a default body that is the plain Burn
 //! composition, so every backend gets it unchanged, and a backend may override it with a
-//! faster implementation. Flex (Burn's CPU backend) does, on its tensors' buffers
-//! ([`flex`], cargo feature `flex`); [`Autodiff`](burn::backend::Autodiff) wraps any
-//! implementation with its own backward pass ([`autodiff`]).
+//! faster implementation. Flex (Burn's CPU backend) does, on its tensors' buffers (module
+//! `flex`, cargo feature `flex`); `Autodiff` wraps any implementation with its own backward
+//! pass (module `autodiff`, cargo feature `autodiff`).
 //!
 //! The operations:
 //! * [`conv2d_relu`]: `relu(conv2d(x, weight) + bias)` — every AlexNet convolution is
@@ -14,6 +14,7 @@
 //! * [`local_response_norm`]: the paper's LRN in one pass (Burn's composition transposes the
 //!   activations to pool over channels).
 
+#[cfg(feature = "autodiff")]
 mod autodiff;
 #[cfg(feature = "flex")]
 mod flex;
