@@ -446,6 +446,7 @@ impl<B: AlexNetBackend> AlexNet<B> {
                     modules.next();
                     conv_relu(conv, x)
                 }
+                (Feature::MaxPool(_), _) => ops::max_pool(x, [POOL_KERNEL; 2], [POOL_STRIDE; 2]),
                 (Feature::Lrn(_), _) => match &self.config.lrn {
                     Some(lrn) => ops::local_response_norm(x, lrn),
                     None => module.forward(x),

@@ -1,5 +1,5 @@
 //! AlexNet's backend extension (`alexnet_model::ops`) against the plain Burn composition it
-//! replaces: outputs and all three gradients, on random convolution shapes.
+//! replaces: outputs and every gradient, on random convolution and pooling shapes.
 
 use alexnet_model::ops::conv2d_relu;
 use burn::backend::{Autodiff, Flex, NdArray};
@@ -169,6 +169,52 @@ fn flex_conv_relu_equals_the_plain_composition() {
 #[test]
 fn ndarray_conv_relu_equals_the_plain_composition() {
     check_backend::<Autodiff<NdArray>>(10);
+}
+
+/// `ops::max_pool` against Burn's `max_pool2d`: output and input gradient, random planes and
+/// windows (random values: no ties).
+fn check_max_pool<B: AutodiffBackend + alexnet_model::AlexNetBackend>(cases: usize) {
+    let mut draw = Draw(11);
+    let device = Default::default();
+    for _ in 0..cases {
+        let kernel = [1 + draw.below(4), 1 + draw.below(4)];
+        let stride = [1 + draw.below(3), 1 + draw.below(3)];
+        let shape = [
+            1 + draw.below(3),
+            1 + draw.below(4),
+            kernel[0] + draw.below(9),
+            kernel[1] + draw.below(9),
+        ];
+        let case = format!("shape {shape:?}, kernel {kernel:?}, stride {stride:?}");
+        let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let y = if fused {
+                alexnet_model::ops::max_pool(x.clone(), kernel, stride)
+            } else {
+                burn::tensor::module::max_pool2d(x.clone(), kernel, stride, [0, 0], [1, 1], false)
+            };
+            let n = y.shape().num_elements();
+            let weights: Vec<f32> = (0..n).map(|i| (i as f32).cos()).collect();
+            let weights =
+                Tensor::<B, 1>::from_floats(weights.as_slice(), &device).reshape(y.shape());
+            let grads = (y.clone() * weights).sum().backward();
+            (y.into_data(), x.grad(&grads).unwrap().into_data())
+        };
+        let (fused, plain) = (run(true), run(false));
+        assert_eq!(fused.0, plain.0, "output, {case}");
+        assert_eq!(fused.1, plain.1, "x grad, {case}");
+    }
+}
+
+#[test]
+fn flex_max_pool_equals_the_plain_composition() {
+    check_max_pool::<Autodiff<Flex>>(40);
+}
+
+#[test]
+fn ndarray_max_pool_equals_the_plain_composition() {
+    check_max_pool::<Autodiff<NdArray>>(10);
 }
 
 #[test]

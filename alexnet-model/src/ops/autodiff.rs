@@ -41,7 +41,42 @@ impl<B: AlexNetBackend> Backward<B, 3> for Conv2dRelu {
     }
 }
 
+/// The backward step of `max_pool`: parent x.
+#[derive(Debug)]
+struct MaxPool;
+
+impl<B: AlexNetBackend> Backward<B, 1> for MaxPool {
+    /// x, kernel, stride.
+    type State = (FloatTensor<B>, [usize; 2], [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x, kernel, stride) = ops.state;
+        if let Some(node) = x_node {
+            grads.register::<B>(
+                node.id,
+                B::max_pool_backward(x, kernel, stride, output_grad),
+            );
+        }
+    }
+}
+
 impl<B: AlexNetBackend, C: CheckpointStrategy> AlexNetBackend for Autodiff<B, C> {
+    fn max_pool(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2]) -> FloatTensor<Self> {
+        match MaxPool
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::max_pool(x.primitive.clone(), kernel, stride);
+                prep.finish((x.primitive, kernel, stride), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool(x.primitive, kernel, stride)),
+        }
+    }
+
     fn conv2d_relu(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -46,8 +46,27 @@ impl AlexNetBackend for Flex {
         }
     }
 
+    fn max_pool(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2]) -> FloatTensor<Self> {
+        match Pool::new(&x, kernel, stride) {
+            Some(pool) => pool.forward(&x),
+            None => Self::max_pool2d(x, kernel, stride, [0, 0], [1, 1], false),
+        }
+    }
+
+    fn max_pool_backward(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match Pool::new(&x, kernel, stride) {
+            Some(pool) => pool.backward(&x, &output_grad),
+            None => super::plain_max_pool_backward::<Self>(x, kernel, stride, output_grad),
+        }
+    }
+
     fn local_response_norm(x: FloatTensor<Self>, lrn: &LrnConfig) -> FloatTensor<Self> {
-        if x.dtype() != DType::F32 || x.shape().num_dims() != 4 || lrn.size % 2 == 0 {
+        if x.dtype() != DType::F32 || x.shape().num_dims() != 4 || lrn.size.is_multiple_of(2) {
             let x = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(x));
             return lrn
                 .burn_config()
@@ -73,6 +92,111 @@ impl AlexNetBackend for Flex {
                 super::plain_conv2d_relu_backward(x, weight, output, output_grad, options, x_grad)
             }
         }
+    }
+}
+
+/// A max pool's geometry (no padding): per `[H, W]` plane.
+#[derive(Debug, Clone, Copy)]
+struct Pool {
+    height: usize,
+    width: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    out_height: usize,
+    out_width: usize,
+}
+
+impl Pool {
+    /// The pool of `x` `[N, C, H, W]`, or `None` when this module does not handle it.
+    fn new(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Option<Self> {
+        let shape = x.shape();
+        if x.dtype() != DType::F32 || shape.num_dims() != 4 {
+            return None;
+        }
+        let [_, _, height, width] = shape.dims();
+        let fits = (0..2).all(|d| kernel[d] > 0 && stride[d] > 0)
+            && height >= kernel[0]
+            && width >= kernel[1];
+        fits.then(|| Self {
+            height,
+            width,
+            kernel,
+            stride,
+            out_height: (height - kernel[0]) / stride[0] + 1,
+            out_width: (width - kernel[1]) / stride[1] + 1,
+        })
+    }
+
+    /// Each output the largest input of its window (NaN wins, as in PyTorch): per plane, the
+    /// kernel's rows are reduced first, then each window's columns.
+    fn forward(&self, x: &FlexTensor) -> FlexTensor {
+        let shape = x.shape();
+        let [n, c, _, _] = shape.dims();
+        let x = f32s(x);
+        let (w, ow) = (self.width, self.out_width);
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let mut out = vec![0.0f32; n * c * self.out_height * ow];
+        out.par_chunks_exact_mut(self.out_height * ow)
+            .zip(x.par_chunks_exact(self.height * w))
+            .for_each(|(out, plane)| {
+                let mut rows = vec![0.0f32; w];
+                for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                    let top = oy * sh;
+                    rows.copy_from_slice(&plane[top * w..][..w]);
+                    for row in plane[(top + 1) * w..].chunks_exact(w).take(kh - 1) {
+                        rows.iter_mut()
+                            .zip(row)
+                            .for_each(|(m, &v)| *m = larger(*m, v));
+                    }
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let window = &rows[ox * sw..][..kw];
+                        *o = window[1..].iter().fold(window[0], |m, &v| larger(m, v));
+                    }
+                }
+            });
+        tensor(out, Shape::new([n, c, self.out_height, ow]))
+    }
+
+    /// The input's gradient: each output's gradient added at the first largest input of its
+    /// window (row-major order, as PyTorch's indices).
+    fn backward(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+        let shape = x.shape();
+        let (x, output_grad) = (f32s(x), f32s(output_grad));
+        let (w, ow) = (self.width, self.out_width);
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let mut input_grad = vec![0.0f32; x.len()];
+        input_grad
+            .par_chunks_exact_mut(self.height * w)
+            .zip(x.par_chunks_exact(self.height * w))
+            .zip(output_grad.par_chunks_exact(self.out_height * ow))
+            .for_each(|((input_grad, plane), grad)| {
+                for (index, g) in grad.iter().enumerate() {
+                    let (top, left) = (index / ow * sh, index % ow * sw);
+                    let mut best = top * w + left;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let at = (top + i) * w + left + j;
+                            let (current, candidate) = (plane[best], plane[at]);
+                            if candidate > current || (candidate.is_nan() && !current.is_nan()) {
+                                best = at;
+                            }
+                        }
+                    }
+                    input_grad[best] += g;
+                }
+            });
+        tensor(input_grad, shape)
+    }
+}
+
+/// `max(a, b)`, NaN if either is (PyTorch's pooling propagates NaN; `f32::max` drops it).
+fn larger(a: f32, b: f32) -> f32 {
+    if b > a || b.is_nan() {
+        b
+    } else {
+        a
     }
 }
 
@@ -163,7 +287,7 @@ impl Conv {
             && sh > 0
             && sw > 0
             && in_channels == channels * groups
-            && out_channels % groups == 0
+            && out_channels.is_multiple_of(groups)
             && height + 2 * ph >= kh
             && width + 2 * pw >= kw;
         fits.then(|| Self {
@@ -578,6 +702,20 @@ mod tests {
             .zip(b)
             .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff <= 1e-5 * scale, "max diff {diff} (scale {scale})");
+    }
+
+    /// A NaN in a window makes its maximum NaN, as in PyTorch, and takes the gradient.
+    #[test]
+    fn max_pool_propagates_nan() {
+        let mut pixels = vec![1.0f32; 25];
+        pixels[6] = f32::NAN; // row 1, column 1: in the first window only
+        let x = FlexTensor::from_data(TensorData::new(pixels, [1, 1, 5, 5]));
+        let pool = Pool::new(&x, [3, 3], [2, 2]).unwrap();
+        let out = values(&pool.forward(&x));
+        assert!(out[0].is_nan());
+        assert_eq!(&out[1..], &[1.0, 1.0, 1.0]);
+        let grad = FlexTensor::from_data(TensorData::new(vec![1.0f32; 4], [1, 1, 2, 2]));
+        assert_eq!(values(&pool.backward(&x, &grad))[6], 1.0);
     }
 
     /// Weight-gradient parts split into chunks of one or two images give what whole parts

@@ -11,6 +11,8 @@
 //! * [`conv2d_relu`]: `relu(conv2d(x, weight) + bias)` — every AlexNet convolution is
 //!   followed by a ReLU, so the pair is one operation (one pass over the output, and a
 //!   backward pass that needs only the output).
+//! * [`max_pool`]: the overlapping max pool (Flex's own is a scalar loop over generic
+//!   strides and paddings).
 //! * [`local_response_norm`]: the paper's LRN in one pass (Burn's composition transposes the
 //!   activations to pool over channels).
 
@@ -62,6 +64,23 @@ pub trait AlexNetBackend: Backend {
             .tensor()
     }
 
+    /// Max pooling without padding: `[N, C, H, W]` → `[N, C, (H−k)/s+1, (W−k)/s+1]`, each
+    /// output the largest input of its `kernel` window.
+    fn max_pool(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2]) -> FloatTensor<Self> {
+        Self::max_pool2d(x, kernel, stride, [0, 0], [1, 1], false)
+    }
+
+    /// The gradient of [`max_pool`](Self::max_pool) for its input `x`: each output's
+    /// gradient goes to the (first) largest input of its window.
+    fn max_pool_backward(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        plain_max_pool_backward::<Self>(x, kernel, stride, output_grad)
+    }
+
     /// The gradients of [`conv2d_relu`](Self::conv2d_relu) from its inputs, its `output`
     /// and the gradient of the output (all shapes as there); `x_grad` says whether the
     /// input's gradient is needed.
@@ -106,6 +125,43 @@ pub fn local_response_norm<B: AlexNetBackend>(x: Tensor<B, 4>, lrn: &LrnConfig) 
     Tensor::from_primitive(TensorPrimitive::Float(B::local_response_norm(
         x.into_primitive().tensor(),
         lrn,
+    )))
+}
+
+/// The default body of [`AlexNetBackend::max_pool_backward`]: Burn's max pool with indices
+/// and its backward.
+pub(crate) fn plain_max_pool_backward<B: Backend>(
+    x: FloatTensor<B>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    output_grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let (padding, dilation) = ([0, 0], [1, 1]);
+    let indices =
+        B::max_pool2d_with_indices(x.clone(), kernel, stride, padding, dilation, false).indices;
+    B::max_pool2d_with_indices_backward(
+        x,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        false,
+        output_grad,
+        indices,
+    )
+    .x_grad
+}
+
+/// [`AlexNetBackend::max_pool`] on tensors.
+pub fn max_pool<B: AlexNetBackend>(
+    x: Tensor<B, 4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::max_pool(
+        x.into_primitive().tensor(),
+        kernel,
+        stride,
     )))
 }
 
