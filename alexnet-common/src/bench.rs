@@ -7,11 +7,79 @@
 
 use std::time::Instant;
 
+use alexnet_model::AlexNetConfig;
 use anyhow::{ensure, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use crate::args::{parse_backend, ModelArgs};
 use crate::backend::BackendKind;
+
+/// The flags of both `bench` commands.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which network.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Images per pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Backend (default: the first compiled of flex, ndarray, wgpu, cuda).
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
+    /// How long to time.
+    #[command(flatten)]
+    pub timing: Timing,
+    /// Text or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// What a benchmark runs on: the backend, the network (within the backend's buffer limit)
+/// and the input side.
+pub struct BenchSetup {
+    /// The backend to dispatch to.
+    pub backend: BackendKind,
+    /// The network.
+    pub config: AlexNetConfig,
+    /// Square input side.
+    pub input_size: usize,
+}
+
+impl BenchArgs {
+    /// Checks the flags and resolves the defaults.
+    pub fn setup(&self) -> Result<BenchSetup> {
+        ensure!(self.batch_size > 0, "--batch-size must be positive");
+        let (config, input_size) = self.model.config()?;
+        let backend = match self.backend {
+            Some(kind) => kind,
+            None => BackendKind::default_kind()?,
+        };
+        let config = config.with_max_param_bytes(backend.max_param_bytes());
+        Ok(BenchSetup {
+            backend,
+            config,
+            input_size,
+        })
+    }
+
+    /// Prints the report of `measured` (passes, seconds) of `workload` under `setup`.
+    pub fn report(
+        &self,
+        workload: &'static str,
+        setup: &BenchSetup,
+        measured: (usize, f64),
+    ) -> Result<()> {
+        BenchReport::new(
+            workload,
+            setup.backend,
+            setup.config.variant.name(),
+            (self.batch_size, setup.input_size),
+            measured,
+        )
+        .print(self.format)
+    }
+}
 
 /// Text for people, JSON for programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

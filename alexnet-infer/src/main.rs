@@ -38,7 +38,7 @@ enum Command {
     /// Print every layer with its output shape and parameter count, and the total.
     Info(info::InfoArgs),
     /// Time the forward pass after warm-up and print images/s.
-    Bench(bench::BenchArgs),
+    Bench(alexnet_common::bench::BenchArgs),
 }
 
 pub use alexnet_common::args::ModelArgs;

@@ -91,9 +91,11 @@ fn bench_json_contract() {
         "--format",
         "json",
     ]);
+    assert_eq!(report["workload"], "forward");
     assert_eq!(report["backend"], "ndarray");
     assert_eq!(report["variant"], "cifar");
     assert_eq!(report["batch"], 2);
+    assert_eq!(report["iterations"], 1);
     assert!(report["images_per_s"].as_f64().unwrap() > 0.0, "{report}");
 }
 

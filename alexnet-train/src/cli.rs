@@ -12,9 +12,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::train::bench::TrainBenchArgs;
 use crate::train::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::train::{self, load_data, new_run_dir, run_config, Outcome, RunOptions};
+use alexnet_common::bench::BenchArgs;
 
 /// Train AlexNet (paper, torchvision or CIFAR variant) on CIFAR-10/100 or an image folder.
 ///
@@ -63,7 +63,7 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Time training steps (forward, backward, SGD step) on synthetic batches; print images/s.
-    Bench(TrainBenchArgs),
+    Bench(BenchArgs),
 }
 
 /// The parsed command line, and which training options it gave explicitly.

@@ -189,3 +189,47 @@ fn image_folder_with_val_split_trains() {
     );
     let _ = std::fs::remove_dir_all(tmp);
 }
+
+#[test]
+fn bench_times_training_steps_and_reports_json() {
+    let dir = temp_dir("bench");
+    let out = alexnet_train(
+        &[
+            "bench",
+            "--variant",
+            "cifar",
+            "--batch-size",
+            "4",
+            "--backend",
+            "flex",
+            "--warmup",
+            "1",
+            "--iters",
+            "2",
+            "--min-seconds",
+            "0",
+            "--format",
+            "json",
+        ],
+        &dir,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(report["workload"], "train-step");
+    assert_eq!(report["backend"], "flex");
+    assert_eq!(report["variant"], "cifar");
+    assert_eq!(
+        (report["batch"].as_u64(), report["input_size"].as_u64()),
+        (Some(4), Some(32))
+    );
+    assert_eq!(report["iterations"], 2);
+    assert!(report["images_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    // Training flags do not go with `bench`.
+    fails_with(&["bench", "--epochs", "2"], &dir, "--epochs");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -2,15 +2,12 @@
 //! backward and the SGD step of a real run ([`sgd`], [`batch_gradients`]), on a synthetic
 //! batch, without data loading.
 
-use alexnet_common::args::{parse_backend, ModelArgs};
-use alexnet_common::backend::{dispatch, BackendJob, BackendKind};
-use alexnet_common::bench::{BenchReport, Format, Timing};
-use alexnet_model::AlexNetBackend;
-use alexnet_model::{AlexNet, AlexNetConfig};
-use anyhow::{ensure, Result};
+use alexnet_common::backend::{dispatch, BackendJob};
+use alexnet_common::bench::{BenchArgs, BenchSetup};
+use alexnet_model::{AlexNet, AlexNetBackend};
+use anyhow::Result;
 use burn::backend::Autodiff;
 use burn::optim::Optimizer;
-use clap::Args;
 
 use super::fit::sgd;
 use super::parallel::batch_gradients;
@@ -18,26 +15,9 @@ use super::TrainConfig;
 use crate::data::loader::Batch;
 use crate::data::rng::Rng;
 
-/// `alexnet-train bench`'s flags.
-#[derive(Args, Debug)]
-pub struct TrainBenchArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Images per training step.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Backend (default: the first compiled of flex, ndarray, wgpu, cuda).
-    #[arg(long, value_parser = parse_backend)]
-    backend: Option<BackendKind>,
-    #[command(flatten)]
-    timing: Timing,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-}
-
 struct TrainBench<'a> {
-    args: &'a TrainBenchArgs,
-    config: AlexNetConfig,
+    args: &'a BenchArgs,
+    setup: &'a BenchSetup,
     batch: Batch,
 }
 
@@ -45,7 +25,7 @@ impl BackendJob for TrainBench<'_> {
     type Output = (usize, f64);
 
     fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Self::Output> {
-        let initial: AlexNet<Autodiff<B>> = self.config.try_init(&device)?;
+        let initial: AlexNet<Autodiff<B>> = self.setup.config.try_init(&device)?;
         let side = self.batch.side;
         initial.check_input([1, 3, side, side])?;
         // The optimizer takes the model by value: it is out of this slot during a step.
@@ -67,32 +47,16 @@ impl BackendJob for TrainBench<'_> {
 }
 
 /// Runs `alexnet-train bench`.
-pub fn run(args: &TrainBenchArgs) -> Result<()> {
-    ensure!(args.batch_size > 0, "--batch-size must be positive");
-    let (config, input_size) = args.model.config()?;
-    let backend = match args.backend {
-        Some(kind) => kind,
-        None => BackendKind::default_kind()?,
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let setup = args.setup()?;
+    let batch = synthetic_batch(args.batch_size, setup.input_size, setup.config.num_classes);
+    let job = TrainBench {
+        args,
+        setup: &setup,
+        batch,
     };
-    let config = config.with_max_param_bytes(backend.max_param_bytes());
-    let variant = config.variant.name();
-    let batch = synthetic_batch(args.batch_size, input_size, config.num_classes);
-    let measured = dispatch(
-        backend,
-        TrainBench {
-            args,
-            config,
-            batch,
-        },
-    )?;
-    BenchReport::new(
-        "train-step",
-        backend,
-        variant,
-        (args.batch_size, input_size),
-        measured,
-    )
-    .print(args.format)
+    let measured = dispatch(setup.backend, job)?;
+    args.report("train-step", &setup, measured)
 }
 
 /// `n` images of uniform noise in [-1, 1) and uniformly drawn labels (fixed seed).
