@@ -1,7 +1,7 @@
 //! What `alexnet-train` and `alexnet-infer` both need, and nothing that only training needs
 //! (no autodiff, downloads or charts): the one place a concrete Burn backend is named
 //! ([`backend`]), the CIFAR binary reader ([`cifar`]), image-folder walking ([`images`]),
-//! shared flag parsers ([`args`]) and the benchmarks' timing rule ([`bench`]).
+//! shared flag parsers ([`args`]) and the benchmarks' timing rule ([`bench`](mod@bench)).
 
 pub mod args;
 pub mod backend;

@@ -70,15 +70,20 @@ pub struct SplitLinear<B: Backend> {
     pub parts: Vec<Linear<B>>,
 }
 
-impl<B: Backend> SplitLinear<B> {
-    /// `[B, in] → [B, out]`: every part's output, concatenated.
+impl<B: AlexNetBackend> SplitLinear<B> {
+    /// `[B, in] → [B, out]`: every part's output ([`ops::fully_connected`]), concatenated.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let part = |p: &Linear<B>, x| {
+            ops::fully_connected(x, p.weight.val(), p.bias.as_ref().map(|b| b.val()))
+        };
         match self.parts.as_slice() {
-            [single] => single.forward(x),
-            parts => Tensor::cat(parts.iter().map(|p| p.forward(x.clone())).collect(), 1),
+            [single] => part(single, x),
+            parts => Tensor::cat(parts.iter().map(|p| part(p, x.clone())).collect(), 1),
         }
     }
+}
 
+impl<B: Backend> SplitLinear<B> {
     /// `(inputs, outputs)` of the whole layer, from shapes alone.
     pub fn dims(&self) -> (usize, usize) {
         let shapes = self.parts.iter().map(|p| p.weight.lazy_shape());
@@ -137,7 +142,7 @@ pub enum Classifier<B: Backend> {
     Relu(Relu),
 }
 
-impl<B: Backend> Classifier<B> {
+impl<B: AlexNetBackend> Classifier<B> {
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             Self::Dropout(dropout) => dropout.forward(x),

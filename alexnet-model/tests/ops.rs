@@ -92,7 +92,7 @@ impl Case {
 }
 
 /// `max |a − b| ≤ 1e-4 · max(1, max |b|)`.
-fn assert_close(what: &str, case: &Case, actual: TensorData, expected: TensorData) {
+fn assert_close(what: &str, case: &dyn std::fmt::Debug, actual: TensorData, expected: TensorData) {
     assert_eq!(actual.shape, expected.shape, "{what} shape, {case:?}");
     let a = actual.to_vec::<f32>().unwrap();
     let e = expected.to_vec::<f32>().unwrap();
@@ -215,6 +215,42 @@ fn flex_max_pool_equals_the_plain_composition() {
 #[test]
 fn ndarray_max_pool_equals_the_plain_composition() {
     check_max_pool::<Autodiff<NdArray>>(10);
+}
+
+/// `ops::fully_connected` against Burn's `linear`, from one row to more than Flex's
+/// small-batch path takes.
+fn check_fully_connected<B: Backend + alexnet_model::AlexNetBackend>() {
+    let device = Default::default();
+    let mut draw = Draw(5);
+    for rows in 1..=6 {
+        let (inputs, outputs) = (1 + draw.below(300), 1 + draw.below(600));
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<B, 2>::random([rows, inputs], normal, &device);
+        let w = Tensor::<B, 2>::random([inputs, outputs], normal, &device);
+        let b = Tensor::<B, 1>::random([outputs], normal, &device);
+        let fused = alexnet_model::ops::fully_connected(x.clone(), w.clone(), Some(b.clone()));
+        let plain = burn::tensor::module::linear(x, w, Some(b));
+        let case = Case {
+            batch: rows,
+            channels: inputs,
+            kernels: outputs,
+            groups: 1,
+            kernel: [1, 1],
+            size: [1, 1],
+            options: ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        };
+        assert_close(
+            "fully connected",
+            &case,
+            fused.into_data(),
+            plain.into_data(),
+        );
+    }
+}
+
+#[test]
+fn flex_fully_connected_equals_the_plain_composition() {
+    check_fully_connected::<Flex>();
 }
 
 #[test]

@@ -46,6 +46,46 @@ impl AlexNetBackend for Flex {
         }
     }
 
+    fn fully_connected(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        let [rows, inputs] = x.shape().dims();
+        let small = rows <= SMALL_BATCH && x.shape().num_dims() == 2;
+        if !small || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+            return Self::linear(x, weight, bias);
+        }
+        let [_, outputs] = weight.shape().dims();
+        let (x, weight) = (f32s(&x), f32s(&weight));
+        let bias = bias
+            .map(|b| f32s(&b).into_owned())
+            .unwrap_or_else(|| vec![0.0; outputs]);
+        // The weight rows in fixed parts, in parallel: each part streams its rows once into a
+        // partial sum; the partial sums are added in order (deterministic).
+        let part_rows = inputs.div_ceil(FC_PARTS).max(1);
+        let partials: Vec<Vec<f32>> = weight
+            .par_chunks(part_rows * outputs)
+            .enumerate()
+            .map(|(p, block)| {
+                let mut acc = vec![0.0f32; rows * outputs];
+                for (k, w) in block.chunks_exact(outputs).enumerate() {
+                    let i = p * part_rows + k;
+                    for (r, acc) in acc.chunks_exact_mut(outputs).enumerate() {
+                        let xi = x[r * inputs + i];
+                        acc.iter_mut().zip(w).for_each(|(a, &w)| *a += xi * w);
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut out: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
+        for partial in &partials {
+            out.iter_mut().zip(partial).for_each(|(o, p)| *o += p);
+        }
+        tensor(out, Shape::new([rows, outputs]))
+    }
+
     fn max_pool(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2]) -> FloatTensor<Self> {
         match Pool::new(&x, kernel, stride) {
             Some(pool) => pool.forward(&x),
@@ -246,6 +286,13 @@ fn local_response_norm(x: &FlexTensor, lrn: &LrnConfig) -> FlexTensor {
 /// Most elements one patch matrix of several images may hold (16 MiB of `f32`): bounds the
 /// weight gradient's memory per thread.
 const CHUNK_ELEMENTS: usize = 4 << 20;
+
+/// Up to this many images, a fully connected layer streams its weights once (a gemm packs
+/// them first, which costs more than the product for so few rows).
+const SMALL_BATCH: usize = 4;
+
+/// The small-batch fully connected layer sums its weight rows in this many parts.
+const FC_PARTS: usize = 8;
 
 /// The weight gradient is summed in this many parts of the batch, in parallel, then in
 /// order: a fixed number, so the result does not depend on the thread count.

@@ -11,6 +11,8 @@
 //! * [`conv2d_relu`]: `relu(conv2d(x, weight) + bias)` — every AlexNet convolution is
 //!   followed by a ReLU, so the pair is one operation (one pass over the output, and a
 //!   backward pass that needs only the output).
+//! * [`fully_connected`]: fc6–fc8; Flex streams the weights once for a few images (a
+//!   general matrix product is made for many).
 //! * [`max_pool`]: the overlapping max pool (Flex's own is a scalar loop over generic
 //!   strides and paddings).
 //! * [`local_response_norm`]: the paper's LRN in one pass (Burn's composition transposes the
@@ -62,6 +64,16 @@ pub trait AlexNetBackend: Backend {
             .forward(x)
             .into_primitive()
             .tensor()
+    }
+
+    /// A fully connected layer: x `[N, in]`, weight `[in, out]` (Burn's layout), bias `[out]`
+    /// → `[N, out]`.
+    fn fully_connected(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        Self::linear(x, weight, bias)
     }
 
     /// Max pooling without padding: `[N, C, H, W]` → `[N, C, (H−k)/s+1, (W−k)/s+1]`, each
@@ -150,6 +162,19 @@ pub(crate) fn plain_max_pool_backward<B: Backend>(
         indices,
     )
     .x_grad
+}
+
+/// [`AlexNetBackend::fully_connected`] on tensors.
+pub fn fully_connected<B: AlexNetBackend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::fully_connected(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+    )))
 }
 
 /// [`AlexNetBackend::max_pool`] on tensors.
