@@ -26,7 +26,7 @@ use std::ops::Range;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::Flex;
 use burn::tensor::ops::{ActivationOps, ConvOptions, FloatTensor, ModuleOps};
-use burn::tensor::{Bytes, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -51,12 +51,14 @@ impl AlexNetBackend for Flex {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        let [rows, inputs] = x.shape().dims();
-        let small = rows <= SMALL_BATCH && x.shape().num_dims() == 2;
+        let (shape, weight_shape) = (x.shape(), weight.shape());
+        let small =
+            shape.num_dims() == 2 && weight_shape.num_dims() == 2 && shape[0] <= SMALL_BATCH;
         if !small || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
             return Self::linear(x, weight, bias);
         }
-        let [_, outputs] = weight.shape().dims();
+        let [rows, inputs] = shape.dims();
+        let [_, outputs] = weight_shape.dims();
         let (x, weight) = (f32s(&x), f32s(&weight));
         let bias = bias
             .map(|b| f32s(&b).into_owned())
@@ -107,13 +109,7 @@ impl AlexNetBackend for Flex {
 
     fn local_response_norm(x: FloatTensor<Self>, lrn: &LrnConfig) -> FloatTensor<Self> {
         if x.dtype() != DType::F32 || x.shape().num_dims() != 4 || lrn.size.is_multiple_of(2) {
-            let x = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(x));
-            return lrn
-                .burn_config()
-                .init()
-                .forward(x)
-                .into_primitive()
-                .tensor();
+            return super::plain_local_response_norm::<Self>(x, lrn);
         }
         local_response_norm(&x, lrn)
     }

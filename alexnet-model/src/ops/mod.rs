@@ -58,12 +58,7 @@ pub trait AlexNetBackend: Backend {
     /// `[N, C, H, W]`. The default is Burn's `LocalResponseNorm` (which autodiff
     /// differentiates op by op).
     fn local_response_norm(x: FloatTensor<Self>, lrn: &LrnConfig) -> FloatTensor<Self> {
-        let x = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(x));
-        lrn.burn_config()
-            .init()
-            .forward(x)
-            .into_primitive()
-            .tensor()
+        plain_local_response_norm::<Self>(x, lrn)
     }
 
     /// A fully connected layer: x `[N, in]`, weight `[in, out]` (Burn's layout), bias `[out]`
@@ -106,6 +101,19 @@ pub trait AlexNetBackend: Backend {
     ) -> ConvReluGrads<Self> {
         plain_conv2d_relu_backward::<Self>(x, weight, output, output_grad, options, x_grad)
     }
+}
+
+/// The default body of [`AlexNetBackend::local_response_norm`]: Burn's module.
+pub(crate) fn plain_local_response_norm<B: Backend>(
+    x: FloatTensor<B>,
+    lrn: &LrnConfig,
+) -> FloatTensor<B> {
+    let x = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(x));
+    lrn.burn_config()
+        .init()
+        .forward(x)
+        .into_primitive()
+        .tensor()
 }
 
 /// The default body of [`AlexNetBackend::conv2d_relu_backward`]: Burn's ReLU and
