@@ -172,7 +172,7 @@ impl AlexNetConfig {
             ));
         }
         let pool5_side = side;
-        let mut features = channels * side * side;
+        let mut features = channels.saturating_mul(side).saturating_mul(side);
         for (index, op) in layers.classifier.iter().enumerate() {
             let key = format!("classifier.{index}");
             let (name, parameters) = match op {
@@ -292,9 +292,14 @@ impl Parameter {
         format!("{prefix}.{suffix}")
     }
 
-    /// Number of values.
+    /// Number of values (saturating at `usize::MAX`).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Number of values, or `None` when it overflows `usize`.
+    fn checked_len(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
     }
 
     /// Whether the tensor is empty.
@@ -394,7 +399,11 @@ impl LayerShapes {
             .steps
             .into_iter()
             .filter_map(|step| {
-                let params = step.parameters.iter().map(Parameter::len).sum();
+                let params = step
+                    .parameters
+                    .iter()
+                    .map(Parameter::len)
+                    .fold(0, usize::saturating_add);
                 step.name.map(|name| LayerShape {
                     name,
                     shape: step.output,
@@ -407,7 +416,10 @@ impl LayerShapes {
 
     /// Total trainable parameters.
     pub fn total_params(&self) -> usize {
-        self.layers.iter().map(|l| l.params).sum()
+        self.layers
+            .iter()
+            .map(|l| l.params)
+            .fold(0, usize::saturating_add)
     }
 }
 
@@ -435,25 +447,66 @@ pub fn linear_slices(
         })
 }
 
+/// Largest number of channels a layer may have (conv widths, `in_channels`, `hidden`):
+/// 16× the widest AlexNet layer (fc6/fc7's 4096), so a configuration read from a file cannot
+/// ask for absurd amounts of memory.
+pub const MAX_CHANNELS: usize = 65_536;
+/// Largest class count (fc8's width): about a million, 48× ImageNet-21k's 21,841 classes.
+pub const MAX_CLASSES: usize = 1 << 20;
+/// Largest input side, kernel side and adaptive-pool side of a configuration (8192; the
+/// presets use 224, 227 and 32).
+pub const MAX_SIDE: usize = 8192;
+/// Largest LRN window (channels summed); the presets use 5.
+pub const MAX_LRN_SIZE: usize = 1023;
+/// Largest number of trainable parameters (2^31, 8 GiB of f32): 35× torchvision's
+/// AlexNet (61.1 M).
+pub const MAX_PARAMETERS: usize = 1 << 31;
+
 impl AlexNetConfig {
-    /// Checks that the hyper-parameters describe a buildable network: positive sizes,
-    /// channel counts divisible by the groups, odd LRN sizes, an `input_size` every layer
-    /// fits, and fully connected layers that can be split under `max_param_bytes`.
+    /// Checks that the hyper-parameters describe a buildable network of bounded size, before
+    /// any arithmetic on them: class count 1..=[`MAX_CLASSES`]; `in_channels`, `hidden` and
+    /// every conv width 1..=[`MAX_CHANNELS`]; kernels 1..=[`MAX_SIDE`], strides ≥ 1, padding
+    /// smaller than the kernel, groups dividing the channels; an odd LRN size up to
+    /// [`MAX_LRN_SIZE`] with finite α ≥ 0, β ≥ 0 and k > 0; dropout in [0, 1); an
+    /// `input_size` (1..=[`MAX_SIDE`]) every layer fits; at most [`MAX_PARAMETERS`]
+    /// parameters; and fully connected layers that can be split under `max_param_bytes`.
+    /// Every message names the field.
     pub fn validate(&self) -> Result<(), AlexNetError> {
         let bad = |msg: String| Err(AlexNetError::InvalidConfig(msg));
-        if self.num_classes == 0 || self.hidden == 0 || self.in_channels == 0 {
-            return bad("num_classes, hidden and in_channels must be positive".into());
-        }
+        let count = |name: &str, value: usize, max: usize| {
+            if value == 0 || value > max {
+                bad(format!("{name} must be between 1 and {max}, got {value}"))
+            } else {
+                Ok(())
+            }
+        };
+        count("num_classes", self.num_classes, MAX_CLASSES)?;
+        count("hidden", self.hidden, MAX_CHANNELS)?;
+        count("in_channels", self.in_channels, MAX_CHANNELS)?;
+        count("input_size", self.input_size, MAX_SIDE)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         let mut channels_in = self.in_channels;
         for (i, conv) in self.convs.iter().enumerate() {
             let name = format!("conv{}", i + 1);
-            if conv.out_channels == 0 || conv.kernel == 0 || conv.stride == 0 || conv.groups == 0 {
+            count(
+                &format!("{name} out_channels"),
+                conv.out_channels,
+                MAX_CHANNELS,
+            )?;
+            count(&format!("{name} kernel"), conv.kernel, MAX_SIDE)?;
+            if conv.stride == 0 {
+                return bad(format!("{name} stride must be at least 1, got 0"));
+            }
+            if conv.padding >= conv.kernel {
                 return bad(format!(
-                    "{name}: widths, kernel, stride and groups must be positive"
+                    "{name} padding must be smaller than its kernel ({}), got {}",
+                    conv.kernel, conv.padding
                 ));
+            }
+            if conv.groups == 0 {
+                return bad(format!("{name} groups must be at least 1, got 0"));
             }
             if !channels_in.is_multiple_of(conv.groups)
                 || !conv.out_channels.is_multiple_of(conv.groups)
@@ -466,15 +519,44 @@ impl AlexNetConfig {
             channels_in = conv.out_channels;
         }
         if let Some(lrn) = &self.lrn {
-            if lrn.size.is_multiple_of(2) {
-                return bad(format!("LRN size must be odd, got {}", lrn.size));
+            if lrn.size.is_multiple_of(2) || lrn.size > MAX_LRN_SIZE {
+                return bad(format!(
+                    "LRN size must be odd and at most {MAX_LRN_SIZE}, got {}",
+                    lrn.size
+                ));
+            }
+            for (field, value, ok) in [
+                ("alpha", lrn.alpha, lrn.alpha >= 0.0),
+                ("beta", lrn.beta, lrn.beta >= 0.0),
+                ("k", lrn.k, lrn.k > 0.0),
+            ] {
+                if !(value.is_finite() && ok) {
+                    let rule = if field == "k" {
+                        "positive"
+                    } else {
+                        "non-negative"
+                    };
+                    return bad(format!(
+                        "LRN {field} must be a finite {rule} number, got {value}"
+                    ));
+                }
             }
         }
-        if self.adaptive_pool == Some(0) {
-            return bad("adaptive pool size must be positive".into());
+        if let Some(side) = self.adaptive_pool {
+            count("adaptive_pool", side, MAX_SIDE)?;
         }
         LayerShapes::compute(self, self.input_size)?;
-        for weight in self.parameters()? {
+        let parameters = self.parameters()?;
+        let total = parameters
+            .iter()
+            .try_fold(0usize, |sum, p| sum.checked_add(p.checked_len()?))
+            .filter(|&n| n <= MAX_PARAMETERS);
+        if total.is_none() {
+            return bad(format!(
+                "the network would have more than {MAX_PARAMETERS} parameters (2^31)"
+            ));
+        }
+        for weight in parameters {
             if weight.kind == ParameterKind::Weight && weight.shape.len() == 2 {
                 linear_slices(weight.shape[1], weight.shape[0], self.max_param_bytes)?;
             }
@@ -523,5 +605,156 @@ mod tests {
             Err(AlexNetError::InvalidConfig(_))
         ));
         assert!(LayerShapes::compute(&config, 32).is_err());
+    }
+
+    /// The message of `validate` for the cifar preset changed by `change`.
+    fn refusal(change: impl FnOnce(&mut AlexNetConfig)) -> String {
+        let mut config = AlexNetConfig::cifar(10);
+        change(&mut config);
+        match config.validate() {
+            Err(error) => error.to_string(),
+            Ok(()) => panic!("{config:?}: accepted"),
+        }
+    }
+
+    #[test]
+    fn validate_names_the_field_it_refuses() {
+        let lrn = || Some(crate::LrnPreset::Caffe.config());
+        let cases: Vec<(Box<dyn FnOnce(&mut AlexNetConfig)>, &str)> = vec![
+            (
+                Box::new(|c| c.convs[1].stride = 0),
+                "conv2 stride must be at least 1, got 0",
+            ),
+            (
+                Box::new(|c| c.convs[0].kernel = 0),
+                "conv1 kernel must be between 1 and 8192, got 0",
+            ),
+            (
+                Box::new(|c| c.convs[4].kernel = 1 << 40),
+                "conv5 kernel must be between 1 and 8192",
+            ),
+            (
+                Box::new(|c| c.convs[2].padding = 3),
+                "conv3 padding must be smaller than its kernel (3), got 3",
+            ),
+            (
+                Box::new(|c| c.convs[2].padding = usize::MAX),
+                "conv3 padding must be smaller",
+            ),
+            (
+                Box::new(|c| c.convs[3].groups = 0),
+                "conv4 groups must be at least 1",
+            ),
+            (
+                Box::new(|c| c.convs[3].out_channels = 0),
+                "conv4 out_channels must be between 1 and 65536, got 0",
+            ),
+            (
+                Box::new(|c| c.convs[0].out_channels = usize::MAX),
+                "conv1 out_channels must be between 1 and 65536",
+            ),
+            (
+                Box::new(|c| c.num_classes = 0),
+                "num_classes must be between 1 and 1048576, got 0",
+            ),
+            (
+                Box::new(|c| c.num_classes = 1 << 40),
+                "num_classes must be between 1 and 1048576",
+            ),
+            (
+                Box::new(|c| c.hidden = 1 << 20),
+                "hidden must be between 1 and 65536",
+            ),
+            (
+                Box::new(|c| c.in_channels = 0),
+                "in_channels must be between 1 and 65536, got 0",
+            ),
+            (
+                Box::new(|c| c.input_size = usize::MAX),
+                "input_size must be between 1 and 8192",
+            ),
+            (
+                Box::new(|c| c.input_size = 0),
+                "input_size must be between 1 and 8192, got 0",
+            ),
+            (
+                Box::new(|c| c.adaptive_pool = Some(0)),
+                "adaptive_pool must be between 1 and 8192, got 0",
+            ),
+            (
+                Box::new(|c| c.dropout = f64::NAN),
+                "dropout must be in [0, 1), got NaN",
+            ),
+            (
+                Box::new(|c| c.dropout = 1.0),
+                "dropout must be in [0, 1), got 1",
+            ),
+            (
+                Box::new(move |c| c.lrn = lrn().map(|l| LrnConfig { size: 4, ..l })),
+                "LRN size must be odd and at most 1023, got 4",
+            ),
+            (
+                Box::new(move |c| c.lrn = lrn().map(|l| LrnConfig { size: 0, ..l })),
+                "LRN size must be odd",
+            ),
+            (
+                Box::new(move |c| c.lrn = lrn().map(|l| LrnConfig { size: 1025, ..l })),
+                "LRN size must be odd and at most 1023, got 1025",
+            ),
+            (
+                Box::new(move |c| {
+                    c.lrn = lrn().map(|l| LrnConfig {
+                        alpha: f64::NAN,
+                        ..l
+                    })
+                }),
+                "LRN alpha must be a finite non-negative number, got NaN",
+            ),
+            (
+                Box::new(move |c| {
+                    c.lrn = lrn().map(|l| LrnConfig {
+                        beta: f64::INFINITY,
+                        ..l
+                    })
+                }),
+                "LRN beta must be a finite non-negative number, got inf",
+            ),
+            (
+                Box::new(move |c| c.lrn = lrn().map(|l| LrnConfig { k: 0.0, ..l })),
+                "LRN k must be a finite positive number, got 0",
+            ),
+            (
+                Box::new(move |c| c.lrn = lrn().map(|l| LrnConfig { alpha: -1.0, ..l })),
+                "LRN alpha must be a finite non-negative number, got -1",
+            ),
+            // Shapes that collapse: conv1 of stride 40 leaves a 1×1 map, which pool1 cannot take.
+            (Box::new(|c| c.convs[0].stride = 40), "pool1"),
+            // Within every per-field bound, but fc6 alone would hold 65536·(128·3·3)… weights.
+            (
+                Box::new(|c| {
+                    c.hidden = 65_536;
+                    c.convs[4].out_channels = 65_536;
+                }),
+                "more than 2147483648 parameters",
+            ),
+        ];
+        for (change, expected) in cases {
+            let message = refusal(change);
+            assert!(
+                message.contains(expected),
+                "`{expected}` not in `{message}`"
+            );
+        }
+        assert_eq!(AlexNetConfig::cifar(10).validate(), Ok(()));
+        let mut with_lrn = AlexNetConfig::cifar(10);
+        with_lrn.lrn = lrn();
+        assert_eq!(with_lrn.validate(), Ok(()));
+        for variant in crate::Variant::ALL {
+            assert_eq!(variant.config(1000).validate(), Ok(()), "{variant:?}");
+        }
+        assert_eq!(
+            AlexNetConfig::paper(1000).with_caffe_input().validate(),
+            Ok(())
+        );
     }
 }

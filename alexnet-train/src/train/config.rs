@@ -224,6 +224,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// Most data loader threads (`--workers`): each holds a batch in flight, and 256 is more
+/// than any machine this trains on has cores.
+pub const MAX_WORKERS: usize = 256;
+
 /// Options that may change when a run is resumed (the rest would change what is computed).
 pub const RESUMABLE_OVERRIDES: [&str; 6] = [
     "epochs",
@@ -296,6 +300,14 @@ impl TrainConfig {
         t.lighting = self.lighting.unwrap_or(t.lighting);
         t.mean = self.mean.unwrap_or(t.mean);
         t.std = self.std.unwrap_or(t.std);
+        if t.pad > t.crop {
+            // Wider padding only adds windows of zeros, and memory: (resize + 2·pad)² a view.
+            bail!(
+                "--pad must be at most the crop side ({}), got {}",
+                t.crop,
+                t.pad
+            );
+        }
         t.validate()?;
         Ok(t)
     }
@@ -358,8 +370,11 @@ impl TrainConfig {
                 self.weight_decay
             );
         }
-        if self.workers == 0 {
-            bail!("--workers must be at least 1");
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            bail!(
+                "--workers must be between 1 and {MAX_WORKERS}, got {}",
+                self.workers
+            );
         }
         if matches!(self.max_train, Some(0)) || matches!(self.max_val, Some(0)) {
             bail!("--max-train / --max-val must be at least 1");
@@ -387,6 +402,9 @@ impl TrainConfig {
         super::backend_kind(self)?;
         self.schedule()?;
         self.transform()?;
+        // The network's own checks (widths, hidden, dropout, the crop it must fit) before any
+        // data is read; the class count comes from the data later, so any count will do here.
+        self.model_config(1, None)?;
         Ok(())
     }
 }
@@ -450,5 +468,67 @@ mod tests {
         let m = c.model_config(10, None).unwrap();
         assert_eq!(m.input_size, 32);
         assert_eq!(m.num_classes, 10);
+    }
+
+    /// The message of a configuration that `layered` refuses.
+    fn refused(file: Option<&str>, flags: Value) -> String {
+        let err = TrainConfig::layered(file.map(|text| (text, "f.json")), &flags).unwrap_err();
+        format!("{err:#}")
+    }
+
+    /// Values that size threads or memory are bounded, from flags, `--config` files and a
+    /// run's `config.json` alike.
+    #[test]
+    fn workers_and_padding_are_bounded_wherever_they_come_from() {
+        let workers = "--workers must be between 1 and 256, got 100000";
+        assert!(refused(None, json!({"workers": 100_000})).contains(workers));
+        assert!(refused(Some(r#"{"workers": 100000}"#), json!({})).contains(workers));
+        let run = r#"{"config": {"workers": 100000}, "resolved": {}}"#;
+        assert!(refused(Some(run), json!({})).contains(workers));
+        assert!(refused(None, json!({"workers": 0})).contains("got 0"));
+        assert_eq!(
+            TrainConfig::layered(None, &json!({"workers": MAX_WORKERS}))
+                .unwrap()
+                .workers,
+            MAX_WORKERS
+        );
+
+        let pad = "--pad must be at most the crop side (32), got 100000";
+        assert!(refused(None, json!({"pad": 100_000})).contains(pad));
+        assert!(refused(Some(r#"{"pad": 100000}"#), json!({})).contains(pad));
+        assert_eq!(
+            TrainConfig::layered(None, &json!({"pad": 32}))
+                .unwrap()
+                .transform()
+                .unwrap()
+                .pad,
+            32
+        );
+    }
+
+    /// JSON has no NaN; a number out of `f64`'s range is an error too, and an `f32` option
+    /// that overflows to infinity is refused by the range check.
+    #[test]
+    fn numbers_from_files_are_finite() {
+        for file in [
+            r#"{"lr": 1e999}"#,
+            r#"{"lr": NaN}"#,
+            r#"{"momentum": "NaN"}"#,
+        ] {
+            assert!(
+                TrainConfig::layered(Some((file, "f.json")), &json!({})).is_err(),
+                "{file}"
+            );
+        }
+        let message = refused(Some(r#"{"lighting": 1e39}"#), json!({}));
+        assert!(
+            message.contains("lighting must be a non-negative number, got inf"),
+            "{message}"
+        );
+        let message = refused(Some(r#"{"dropout": 1.5}"#), json!({}));
+        assert!(
+            message.contains("dropout must be in [0, 1), got 1.5"),
+            "{message}"
+        );
     }
 }
