@@ -49,8 +49,9 @@ pub fn read_safetensors(
     Ok((dict, metadata.metadata().clone().unwrap_or_default()))
 }
 
-/// Little-endian raw values of a supported dtype, as f32.
-fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+/// Little-endian raw values of a supported dtype, as f32 (integers rounded as PyTorch's
+/// `.float()` rounds them).
+pub(crate) fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
     let values = match dtype {
         Dtype::F32 => data
             .chunks_exact(4)
@@ -69,6 +70,20 @@ fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
             .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
         Dtype::U8 => data.iter().map(|&b| b as f32).collect(),
+        Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
+        Dtype::BOOL => data.iter().map(|&b| (b != 0) as u8 as f32).collect(),
+        Dtype::I16 => data
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+            .collect(),
+        Dtype::I32 => data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as f32)
+            .collect(),
+        Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
         _ => return None,
     };
     Some(values)

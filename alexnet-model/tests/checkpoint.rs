@@ -579,3 +579,134 @@ fn zip_entry_names_with_multibyte_characters() {
     let dict = read_state_dict(&file.0).unwrap();
     assert_eq!(dict, read_state_dict(&original).unwrap());
 }
+
+fn view_fixture(name: &str) -> PathBuf {
+    weights("views").join(name)
+}
+
+/// Transposed, sliced (storage offsets), expanded (stride 0), shared-storage, f16/f64 and
+/// legacy-format views load exactly as `torch.load` loads them
+/// (`fixtures/make_view_fixtures.py`).
+#[test]
+fn strided_views_load_as_pytorch_loads_them() {
+    let bytes = std::fs::read(view_fixture("expected.safetensors")).unwrap();
+    let (expected, _) = read_safetensors(&bytes).unwrap();
+    let mut checked = 0;
+    for stem in [
+        "transposed",
+        "sliced",
+        "expanded",
+        "shared",
+        "views_f16",
+        "views_legacy",
+    ] {
+        let dict = read_state_dict(&view_fixture(&format!("{stem}.pth"))).unwrap();
+        let prefix = format!("{stem}/");
+        let wanted: StateDict = expected
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+            .collect();
+        assert!(!wanted.is_empty(), "{stem}");
+        assert_eq!(dict, wanted, "{stem}");
+        checked += wanted.len();
+    }
+    assert_eq!(checked, expected.len());
+}
+
+/// A view that reaches past its storage (size, offset or stride patched into a real file; a
+/// negative size) is refused naming the key, as `torch.load` refuses it.
+#[test]
+fn views_outside_their_storage_are_refused_naming_the_key() {
+    for file in [
+        "view_out_of_storage.pth",
+        "view_huge_offset.pth",
+        "view_huge_stride.pth",
+        "view_negative_size.pth",
+    ] {
+        let path = view_fixture(file);
+        let text = message(read_state_dict(&path), &path);
+        assert!(
+            text.contains("`bad`: a view (offset")
+                && (text.contains("does not fit its storage") || text.contains("malformed")),
+            "{file}: {text}"
+        );
+    }
+}
+
+/// Copies `tv.pth` with `extra` entries added, the archive's own entries first.
+fn tv_with_entries(name: &str, extra: &[(&str, Vec<u8>, zip::CompressionMethod)]) -> Temp {
+    use std::io::Write;
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(weights("tv.pth")).unwrap()).unwrap();
+    let file = Temp::new(name);
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&file.0).unwrap());
+    let replaced: Vec<&str> = extra.iter().map(|(n, _, _)| *n).collect();
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).unwrap();
+        if !replaced.contains(&entry.name()) {
+            out.raw_copy_file(entry).unwrap();
+        }
+    }
+    for (entry, bytes, method) in extra {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(*method)
+            .large_file(bytes.len() > u32::MAX as usize);
+        out.start_file(*entry, options).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap();
+    file
+}
+
+/// Pickles that would exhaust the stack, the memory or the time are stopped by the reader's
+/// limits with one line naming the limit; a compressed storage that inflates past the storage
+/// limit is refused before it is inflated.
+#[test]
+fn pickle_and_zip_limits_are_one_line_errors() {
+    use zip::CompressionMethod::{Deflated, Stored};
+    let name = {
+        let archive =
+            zip::ZipArchive::new(std::fs::File::open(weights("tv.pth")).unwrap()).unwrap();
+        let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+        names.into_iter().find(|n| n.ends_with("data.pkl")).unwrap()
+    };
+    let deep = [vec![0x80, 0x02, b')'], vec![0x85; 1_000_000], vec![b'.']].concat();
+    let mut doubling = vec![0x80, 0x02, b']'];
+    for _ in 0..20_000 {
+        doubling.extend([b'q', 0, b'K', 1, b'a']);
+    }
+    doubling.push(b'.');
+    let mut memo = vec![0x80, 0x02, b'N'];
+    for i in 0..200_000u32 {
+        memo.push(b'r');
+        memo.extend(i.to_le_bytes());
+    }
+    memo.push(b'.');
+    for (case, pickle, wanted) in [
+        (
+            "deep",
+            deep,
+            "nests containers deeper than the reader's limit of 100",
+        ),
+        ("work", doubling, "builds more than the reader's limit"),
+        ("memo", memo, "memoizes more than the reader's limit"),
+    ] {
+        let file = tv_with_entries(&format!("limit-{case}.pth"), &[(&name, pickle, Stored)]);
+        let started = std::time::Instant::now();
+        let text = message(read_state_dict(&file.0), &file.0);
+        assert!(text.contains(wanted), "{case}: {text}");
+        assert!(started.elapsed().as_secs() < 10, "{case}");
+    }
+    // A storage that inflates to more than the storage limit (1 GiB + 1 zeros, 1 MB deflated).
+    let dir = name.strip_suffix("data.pkl").unwrap();
+    let bomb = tv_with_entries(
+        "limit-bomb.pth",
+        &[(&format!("{dir}data/0"), vec![0; (1 << 30) + 1], Deflated)],
+    );
+    assert!(std::fs::metadata(&bomb.0).unwrap().len() < 8 << 20);
+    let text = message(read_state_dict(&bomb.0), &bomb.0);
+    assert!(
+        text.contains("more than the reader's limit of 1073741824"),
+        "{text}"
+    );
+}

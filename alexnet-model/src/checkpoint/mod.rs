@@ -16,9 +16,10 @@
 //! `{"model_state_dict": ...}` or `{"model": ...}` wrapper is unwrapped (other entries such as
 //! `"epoch"` are ignored) and a DataParallel `module.` prefix is stripped.
 //!
-//! Inside: `format` (detection), `pytorch` and `pickle` (`.pth`, with the pickle safety
-//! scan: nothing off the tensor-rebuilding allow-list is accepted), `burnpack` (Burn's
-//! format), `fit` (the configuration a state dict describes).
+//! Inside: `format` (detection), `pytorch` and `pickle` (`.pth`: a bounded pickle reader that
+//! accepts nothing off the tensor-rebuilding allow-list, and tensors materialised with their
+//! strides and storage offsets, as `torch.load` does), `burnpack` (Burn's format), `fit` (the
+//! configuration a state dict describes).
 //!
 //! Writing `.pth` files is not supported: export safetensors, which PyTorch loads with
 //! `safetensors.torch.load_file`.
@@ -113,8 +114,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, AlexNetError> {
     let format = detect_format(path)?;
     let (dict, config) = match format {
         WeightFormat::PytorchZip | WeightFormat::PytorchLegacy => {
-            pytorch::check_pickles(path, format)?;
-            (pytorch::read_pytorch(path)?, None)
+            (pytorch::read_pytorch(path, format)?, None)
         }
         WeightFormat::Safetensors => {
             let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
