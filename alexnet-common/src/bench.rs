@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use alexnet_model::memory::check_batch;
 use alexnet_model::AlexNetConfig;
 use anyhow::{ensure, Result};
 use clap::{Args, ValueEnum};
@@ -51,6 +52,8 @@ impl BenchArgs {
     pub fn setup(&self) -> Result<BenchSetup> {
         ensure!(self.batch_size > 0, "--batch-size must be positive");
         let (config, input_size) = self.model.config()?;
+        // Sizes are checked against a memory estimate before anything is allocated.
+        check_batch(&config, input_size, "--input-size", self.batch_size, false)?;
         let backend = match self.backend {
             Some(kind) => kind,
             None => BackendKind::default_kind()?,

@@ -7,12 +7,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use alexnet_model::files::{read_regular_file, read_text_file, MAX_TEXT_BYTES};
+use anyhow::{bail, Result};
 
 /// Side of a CIFAR image.
 pub const SIDE: usize = 32;
 /// Bytes of one image (3 planes of 32×32).
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
+
+/// The largest CIFAR binary file read: 256 MiB (the largest official file, CIFAR-100's
+/// `train.bin`, is 154 MB). Only regular files are read: a FIFO or device is refused.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// Which CIFAR and, for CIFAR-100, which label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +139,9 @@ pub fn parse_records(bytes: &[u8], kind: CifarKind, name: &str) -> Result<Vec<Ci
 /// Class names from the folder's [`label_names_file`](CifarKind::label_names_file) when it is
 /// present with the right count, else `class0`, `class1`, ….
 pub fn class_names(dir: &Path, kind: CifarKind) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_to_string(dir.join(kind.label_names_file()))
+    // Best effort: a missing, unreadable, oversized or non-regular file (a FIFO is never
+    // opened for reading) gives the numbered names.
+    let names: Vec<String> = read_text_file(&dir.join(kind.label_names_file()), MAX_TEXT_BYTES)
         .unwrap_or_default()
         .lines()
         .map(str::trim)
@@ -154,8 +161,7 @@ pub fn class_names(dir: &Path, kind: CifarKind) -> Vec<String> {
 pub fn read_files(files: &[PathBuf], kind: CifarKind) -> Result<Vec<CifarImage>> {
     let mut images = Vec::new();
     for file in files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let bytes = read_regular_file(file, MAX_FILE_BYTES)?;
         images.extend(parse_records(&bytes, kind, &file.display().to_string())?);
     }
     Ok(images)
@@ -207,5 +213,35 @@ mod tests {
         let err = parse_records(&record(12, 0), CifarKind::Cifar10, "c.bin").unwrap_err();
         assert!(err.to_string().contains("record 0 has label 12"), "{err}");
         assert!(parse_records(&[], CifarKind::Cifar10, "e.bin").is_err());
+    }
+
+    /// A CIFAR file that is a FIFO or a device is refused at once (never read), and a FIFO
+    /// as the label-names file gives the numbered names instead of waiting.
+    #[cfg(unix)]
+    #[test]
+    fn cifar_fifo_and_devices_are_refused() {
+        let dir = std::env::temp_dir().join(format!("alexnet-cifar-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["test_batch.bin", "batches.meta.txt"] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(dir.join(name))
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+        let err = read_files(&[dir.join("test_batch.bin")], CifarKind::Cifar10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test_batch.bin: is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+        let err = read_files(&[PathBuf::from("/dev/zero")], CifarKind::Cifar10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/zero: is a character device"), "{err}");
+        assert_eq!(class_names(&dir, CifarKind::Cifar10)[0], "class0");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

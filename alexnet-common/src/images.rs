@@ -67,6 +67,8 @@ pub fn image_files_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
                 None => anyhow::anyhow!("cannot read {place}: {e}"),
             }
         })?;
+        // Links are followed, so this is the target's type: FIFOs, devices and sockets named
+        // like images are left out, never opened.
         if entry.file_type().is_file() && is_image_name(entry.path()) {
             found.push(entry.into_path());
         }
@@ -120,6 +122,44 @@ mod tests {
             let err = image_files_recursive(&root).unwrap_err().to_string();
             assert!(err.contains("loops back"), "{err}");
         }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A folder holding two symbolic links to itself (`a -> .`, `b -> .`): the walk ends at
+    /// once with an error naming the loop; FIFOs named like images are never listed (so
+    /// never opened), in recursive and flat listings alike.
+    #[cfg(unix)]
+    #[test]
+    fn self_links_end_the_walk_and_fifos_are_skipped() {
+        let root = std::env::temp_dir().join(format!("alexnet-walk-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("plain")).unwrap();
+        std::fs::write(root.join("plain/1.png"), b"").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("plain/pipe.jpg"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(
+            image_files_recursive(&root.join("plain")).unwrap(),
+            [root.join("plain/1.png")]
+        );
+        assert_eq!(
+            image_files(&root.join("plain")).unwrap(),
+            [root.join("plain/1.png")]
+        );
+        let looped = root.join("looped");
+        std::fs::create_dir_all(&looped).unwrap();
+        std::os::unix::fs::symlink(".", looped.join("a")).unwrap();
+        std::os::unix::fs::symlink(".", looped.join("b")).unwrap();
+        let start = std::time::Instant::now();
+        let err = image_files_recursive(&looped).unwrap_err().to_string();
+        assert!(start.elapsed().as_secs() < 5);
+        assert!(err.contains("a symbolic link loops back to"), "{err}");
+        assert!(
+            err.contains("looped/a") || err.contains("looped/b"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

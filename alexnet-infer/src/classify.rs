@@ -12,10 +12,11 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::inputs::{
-    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, ReportArgs,
-    WeightArgs,
+    check_batch_memory, collect_images, keep_readable, prepare_views, progress, stack,
+    PreprocessArgs, ReportArgs, WeightArgs,
 };
 use crate::Format;
+use alexnet_model::files::escape_control;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
@@ -117,10 +118,13 @@ impl BackendJob for Classify<'_> {
         let labels = labels_for(args.report.labels.as_ref(), config.num_classes)?;
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
         let views_per_image = args.report.views_per_image();
+        let batch_size = args.report.batch()?;
+        check_batch_memory(&config, &preprocessing, batch_size, views_per_image)?;
         let bar = progress(self.images.len(), "classifying");
         let mut failed = 0;
-        for batch in self.images.chunks(args.report.batch()?) {
-            let prepared = prepare_views(batch, &preprocessing, args.report.ten_crop);
+        let strict = args.preprocess.strict_images;
+        for batch in self.images.chunks(batch_size) {
+            let prepared = prepare_views(batch, &preprocessing, args.report.ten_crop, strict);
             let (ok_paths, views, batch_failed) = keep_readable(batch, prepared, &bar);
             failed += batch_failed;
             if !ok_paths.is_empty() {
@@ -149,9 +153,11 @@ fn print_results(
                 println!("{line}");
             }
             Format::Text => {
-                println!("{path}");
+                // A file name's control characters (newlines, ANSI escapes) are escaped.
+                println!("{}", escape_control(&path));
                 for p in top {
-                    println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.prob, p.index, p.label);
+                    let label = escape_control(&p.label);
+                    println!("  {:>6.2}%  {:>4}  {label}", 100.0 * p.prob, p.index);
                 }
             }
         }

@@ -12,7 +12,8 @@ use clap::Args;
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::inputs::{
-    collect_images, keep_readable, prepare_views, progress, stack, PreprocessArgs, WeightArgs,
+    check_batch_memory, collect_images, keep_readable, prepare_views, progress, stack,
+    PreprocessArgs, WeightArgs,
 };
 
 #[derive(Args, Debug)]
@@ -58,10 +59,12 @@ impl BackendJob for Embed<'_> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let preprocessing = args.preprocess.preprocessing(model.config().variant)?;
+        check_batch_memory(model.config(), &preprocessing, args.batch_size, 1)?;
         let (mut paths, mut features, mut width, mut failed) = (vec![], vec![], 0, 0);
         let bar = progress(self.images.len(), "embedding");
+        let strict = args.preprocess.strict_images;
         for batch in self.images.chunks(args.batch_size) {
-            let prepared = prepare_views(batch, &preprocessing, false);
+            let prepared = prepare_views(batch, &preprocessing, false, strict);
             let (kept, views, batch_failed) = keep_readable(batch, prepared, &bar);
             failed += batch_failed;
             paths.extend(kept.iter().map(|p| p.display().to_string()));

@@ -14,9 +14,12 @@ use serde::Serialize;
 
 use crate::classify::{labels_for, probabilities};
 use crate::inputs::{
-    keep_readable, prepare_with, progress, PreprocessArgs, ReportArgs, WeightArgs,
+    check_batch_memory, keep_readable, load_image, prepare_with, progress, PreprocessArgs,
+    ReportArgs, WeightArgs,
 };
 use crate::Format;
+use alexnet_model::files::escape_control;
+use alexnet_model::preprocess::Preprocessing;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -39,9 +42,9 @@ enum Example {
 }
 
 impl Example {
-    fn image(&self) -> Result<RgbImage> {
+    fn image(&self, preprocessing: &Preprocessing, strict: bool) -> Result<RgbImage> {
         match self {
-            Example::File(path) => Ok(alexnet_model::preprocess::load_rgb(path)?),
+            Example::File(path) => load_image(path, preprocessing, strict),
             Example::Cifar(image) => Ok(image.to_rgb()),
         }
     }
@@ -132,14 +135,17 @@ impl BackendJob for Eval<'_> {
         }
         let preprocessing = args.preprocess.preprocessing(config.variant)?;
         let views_per_image = args.report.views_per_image();
+        let batch_size = args.report.batch()?;
+        check_batch_memory(&config, &preprocessing, batch_size, views_per_image)?;
+        let strict = args.preprocess.strict_images;
         let classes = config.num_classes;
         let (mut seen, mut correct) = (vec![0usize; classes], vec![0usize; classes]);
         let (mut top5, mut failed) = (0usize, 0usize);
         let bar = progress(examples.len(), "evaluating");
-        for batch in examples.chunks(args.report.batch()?) {
+        for batch in examples.chunks(batch_size) {
             let prepared = prepare_with(
                 batch,
-                |(e, _)| e.image(),
+                |(e, _)| e.image(&preprocessing, strict),
                 &preprocessing,
                 args.report.ten_crop,
             );
@@ -194,7 +200,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             );
             println!("{:>5}  {:<30} {:>6} {:>8}", "class", "label", "n", "top-1");
             for c in &report.per_class {
-                println!("{:>5}  {:<30} {:>6} {:>8.4}", c.index, c.label, c.n, c.top1);
+                // Labels come from folder names or a labels file: control characters escaped.
+                let label = escape_control(&c.label);
+                println!("{:>5}  {:<30} {:>6} {:>8.4}", c.index, label, c.n, c.top1);
             }
         }
     }

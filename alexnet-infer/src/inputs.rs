@@ -1,16 +1,18 @@
 //! What the weight-using commands share: the weights flags, the preprocessing flags, the
 //! image list, and turning images into batches.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use alexnet_common::args::parse_triple;
 use alexnet_common::backend::BackendKind;
 use alexnet_common::images::image_files_recursive;
 use alexnet_model::checkpoint::load_model;
-use alexnet_model::preprocess::{load_rgb, Preprocessing, CIFAR_MEAN, CIFAR_STD};
+use alexnet_model::files::escape_control;
+use alexnet_model::memory::check_views;
+use alexnet_model::preprocess::{load_rgb_checked, Preprocessing, CIFAR_MEAN, CIFAR_STD};
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::AlexNet;
-use alexnet_model::Variant;
+use alexnet_model::{AlexNetConfig, AlexNetError, Variant};
 use anyhow::{bail, Result};
 
 use crate::Format;
@@ -104,6 +106,10 @@ pub struct PreprocessArgs {
     /// Per-channel standard deviation, `R,G,B` (default ImageNet's 0.229,0.224,0.225).
     #[arg(long, value_parser = parse_triple)]
     pub std: Option<[f32; 3]>,
+    /// Refuse a truncated image (a JPEG without its end) as unreadable, instead of warning
+    /// and classifying what could be decoded.
+    #[arg(long)]
+    pub strict_images: bool,
 }
 
 impl PreprocessArgs {
@@ -149,13 +155,50 @@ fn display_list(paths: &[PathBuf]) -> String {
     names.join(", ")
 }
 
-/// Decodes image files and preprocesses them on worker threads: see [`prepare_with`].
+/// Decodes image files and preprocesses them on worker threads: see [`prepare_with`] and
+/// [`load_image`].
 pub fn prepare_views(
     paths: &[PathBuf],
     preprocessing: &Preprocessing,
     ten_crop: bool,
+    strict: bool,
 ) -> Vec<Result<Vec<HostTensor>>> {
-    prepare_with(paths, |path| Ok(load_rgb(path)?), preprocessing, ten_crop)
+    let load = |path: &PathBuf| load_image(path, preprocessing, strict);
+    prepare_with(paths, load, preprocessing, ten_crop)
+}
+
+/// Reads one image file ([`load_rgb_checked`]: regular files only, size limits, a truncated
+/// JPEG an error with `strict` and a warning without), then refuses it, naming the file,
+/// when its resized copy would be over the pixel limit
+/// ([`Preprocessing::check_resizable`]) — before resizing.
+pub fn load_image(path: &Path, preprocessing: &Preprocessing, strict: bool) -> Result<RgbImage> {
+    let image = load_rgb_checked(path, strict)?;
+    preprocessing
+        .check_resizable(image.width(), image.height())
+        .map_err(|e| match e {
+            AlexNetError::Input(m) => AlexNetError::Input(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+    Ok(image)
+}
+
+/// Refuses a batch of `batch` images (`views` views each) of `preprocessing.crop` pixels
+/// whose forward pass is estimated over the memory limit (see [`alexnet_model::memory`]);
+/// the error names `--crop` or `--batch-size`, the value and the limit.
+pub fn check_batch_memory(
+    config: &AlexNetConfig,
+    preprocessing: &Preprocessing,
+    batch: usize,
+    views: usize,
+) -> Result<()> {
+    Ok(check_views(
+        config,
+        preprocessing.crop,
+        "--crop",
+        batch,
+        views,
+        false,
+    )?)
 }
 
 /// Gets each item's image with `load` and preprocesses it, on worker threads: each result is
@@ -215,7 +258,8 @@ pub fn keep_readable<'a, T>(
                 views.extend(v);
             }
             Err(err) => {
-                bar.suspend(|| eprintln!("error: {err:#}"));
+                let message = format!("{err:#}");
+                bar.suspend(|| eprintln!("error: {}", escape_control(&message)));
                 failed += 1;
             }
         }

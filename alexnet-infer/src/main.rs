@@ -58,7 +58,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // One line, whatever a file name in the message holds (newlines, ANSI escapes).
+            let message = format!("{err:#}");
+            eprintln!("error: {}", alexnet_model::files::escape_control(&message));
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::error::AlexNetError;
+use crate::files::{read_text_file, MAX_TEXT_BYTES};
 
 /// The ILSVRC-2012 classes in torchvision's index order: `index<TAB>wordnet_id<TAB>label`.
 const IMAGENET_TSV: &str = include_str!("../../data/imagenet-classes.tsv");
@@ -31,9 +32,12 @@ impl Labels {
 
     /// Reads a label file: either `index<TAB>wordnet_id<TAB>label` lines (like
     /// `data/imagenet-classes.tsv`) or one label per line (like CIFAR's `batches.meta.txt`).
+    /// Only a regular file of at most [`MAX_TEXT_BYTES`] is read (a FIFO, a device such as
+    /// `/dev/zero` or a directory is refused before reading).
     pub fn from_file(path: &Path) -> Result<Self, AlexNetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AlexNetError::Input(format!("cannot read labels {}: {e}", path.display()))
+        let text = read_text_file(path, MAX_TEXT_BYTES).map_err(|e| match e {
+            AlexNetError::Input(message) => AlexNetError::Input(format!("labels {message}")),
+            other => other,
         })?;
         Self::parse(&text, &path.display().to_string())
     }
@@ -132,5 +136,21 @@ mod tests {
         assert!(err.to_string().contains("x.tsv line 2"), "{err}");
         assert!(Labels::parse("a\tb\n", "y").is_err());
         assert!(Labels::parse("\n", "z").is_err());
+    }
+
+    /// `/dev/zero` and a directory as `--labels`: refused before reading (reading /dev/zero
+    /// would never end).
+    #[test]
+    fn label_files_must_be_regular_files() {
+        #[cfg(unix)]
+        {
+            let err = Labels::from_file(Path::new("/dev/zero")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid input: labels /dev/zero: is a character device, not a regular file"
+            );
+        }
+        let err = Labels::from_file(&std::env::temp_dir()).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
     }
 }

@@ -38,14 +38,17 @@
 //!
 //! Module dependencies run one way: `config` ← `layers` ← `model` ← `weights` ← `checkpoint`;
 //! `ops` (the backend extension) ← `model`;
-//! `tensor` (host tensors), `preprocess`, `labels`, `device` and `error` stand alone.
+//! `layers` ← `memory` (batch memory estimates); `files` (regular files within a size limit)
+//! ← `preprocess`, `labels`; `tensor` (host tensors), `device` and `error` stand alone.
 
 pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod files;
 pub mod labels;
 pub mod layers;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod preprocess;
@@ -54,6 +57,7 @@ pub mod weights;
 
 pub use config::{AlexNetConfig, LrnPreset, Variant};
 pub use error::AlexNetError;
+pub use files::{check_regular_file, read_regular_file};
 pub use layers::KeyLayout;
 pub use model::{AlexNet, FeatureLayer};
 pub use ops::{AlexNetAutodiffBackend, AlexNetBackend};

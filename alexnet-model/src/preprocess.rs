@@ -29,6 +29,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageReader, RgbImage};
 
 use crate::error::AlexNetError;
+use crate::files::{escape_control, read_regular_file, MAX_IMAGE_BYTES};
 
 /// CIFAR-10's per-channel mean (R, G, B): the cifar variant's normalisation, in training and
 /// inference alike.
@@ -67,6 +68,18 @@ impl Default for Preprocessing {
     }
 }
 
+/// The longest image side decoded, in pixels: 32,768 (a 50-megapixel photo is about
+/// 8,700×5,800). Checked from the file's header, before any pixel is decoded.
+pub const MAX_IMAGE_SIDE: u32 = 32_768;
+
+/// The most pixels an image may hold, decoded or after [`Preprocessing::resize_shorter`]:
+/// 100,000,000 (300 MB as 8-bit RGB).
+pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
+
+/// The most the image decoder may allocate for one image (`image::Limits::max_alloc`):
+/// 1 GiB (a 100-megapixel 16-bit RGBA image is 800 MB).
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
 /// Reads and decodes an image file as 8-bit RGB, like `PIL.Image.open(path).convert("RGB")`.
 ///
 /// The format is found from the content, not the extension. Greyscale is replicated to the
@@ -77,29 +90,127 @@ impl Default for Preprocessing {
 /// scale instead, deliberately.
 ///
 /// A missing, corrupt, truncated or non-image file is an [`AlexNetError::Input`] naming
-/// the path.
+/// the path, as is one that is not a regular file (a FIFO, a device, a directory), one larger
+/// than [`MAX_IMAGE_BYTES`](crate::files::MAX_IMAGE_BYTES), or one whose header declares a
+/// side over [`MAX_IMAGE_SIDE`] or more than [`MAX_IMAGE_PIXELS`] (refused before decoding).
+/// A JPEG cut short (no end-of-image marker) still decodes, as far as it goes, with a warning
+/// on stderr: see [`load_rgb_checked`] to refuse it.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, AlexNetError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| AlexNetError::Input(format!("{}: cannot read: {e}", path.display())))?;
-    decode(&bytes).map_err(|e| AlexNetError::Input(format!("{}: {e}", path.display())))
+    load_rgb_checked(path, false)
 }
 
-/// [`load_rgb`] for an encoded image held in memory.
-pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, AlexNetError> {
-    decode(bytes).map_err(|e| AlexNetError::Input(format!("image data: {e}")))
-}
-
-fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if reader.format().is_none() {
-        return Err("not an image in a known format (png, jpeg, bmp, gif, webp, tiff)".into());
+/// [`load_rgb`]; a JPEG cut short is an error with `strict` (`--strict-images`), a warning
+/// on stderr naming the file without.
+pub fn load_rgb_checked(path: &Path, strict: bool) -> Result<RgbImage, AlexNetError> {
+    let bytes = read_regular_file(path, MAX_IMAGE_BYTES)?;
+    let in_file = |e: String| AlexNetError::Input(format!("{}: {e}", path.display()));
+    let (img, truncated) = decode(&bytes).map_err(in_file)?;
+    if let Some(what) = truncated {
+        if strict {
+            return Err(in_file(format!("{what} (--strict-images refuses it)")));
+        }
+        let name = path.display().to_string();
+        eprintln!(
+            "warning: {}: {what}; decoded as far as it goes",
+            escape_control(&name)
+        );
     }
+    Ok(img)
+}
+
+/// [`load_rgb`] for an encoded image held in memory (the same size limits; a JPEG cut short
+/// is decoded as far as it goes).
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, AlexNetError> {
+    decode(bytes)
+        .map(|(img, _)| img)
+        .map_err(|e| AlexNetError::Input(format!("image data: {e}")))
+}
+
+/// The decoded image, and why it is incomplete when it is (a JPEG without its end).
+fn decode(bytes: &[u8]) -> Result<(RgbImage, Option<&'static str>), String> {
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, String> {
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("cannot read: {e}"))?;
+        if reader.format().is_none() {
+            return Err("not an image in a known format (png, jpeg, bmp, gif, webp, tiff)".into());
+        }
+        Ok(reader)
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    check_image_size(w, h)?;
+    let mut reader = reader()?;
+    let format = reader.format();
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     let img = reader
         .decode()
         .map_err(|e| format!("cannot decode image: {e}"))?;
-    Ok(to_rgb8(img))
+    let truncated = (format == Some(image::ImageFormat::Jpeg) && jpeg_is_truncated(bytes))
+        .then_some("truncated JPEG (the data ends before the end-of-image marker)");
+    Ok((to_rgb8(img), truncated))
+}
+
+/// Refuses a `w`×`h` image with a side over [`MAX_IMAGE_SIDE`] or more than
+/// [`MAX_IMAGE_PIXELS`] pixels.
+fn check_image_size(w: u32, h: u32) -> Result<(), String> {
+    let pixels = w as u64 * h as u64;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "a {w}×{h} image is over the limit of {MAX_IMAGE_SIDE} pixels per side"
+        ));
+    }
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "a {w}×{h} image ({pixels} pixels) is over the limit of {MAX_IMAGE_PIXELS} pixels"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a JPEG stream ends before its end-of-image marker (`FF D9`): the segments are
+/// walked by their lengths, entropy-coded data is scanned for the next marker (`FF 00`
+/// stuffing and restart markers `FF D0`–`FF D7` are data), until `FF D9` or the end of the
+/// bytes. Anything after the marker (zero padding, appended data) is ignored, as decoders do.
+pub fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false; // not a JPEG stream: nothing to say
+    }
+    let mut i = 2;
+    loop {
+        // Find the next marker: FF (fill bytes FF allowed) then a non-zero, non-FF byte.
+        while i < bytes.len() && bytes[i] != 0xFF {
+            i += 1;
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return true;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return false,
+            // Stuffed zero byte, restart markers, TEM, stray SOI: no length follows.
+            0x00 | 0xD0..=0xD8 | 0x01 => continue,
+            _ => {
+                let (Some(&hi), Some(&lo)) = (bytes.get(i), bytes.get(i + 1)) else {
+                    return true;
+                };
+                // The segment's length counts its own two bytes; after SOS (DA) the
+                // entropy-coded data follows, scanned by the loop above.
+                i += usize::from(u16::from_be_bytes([hi, lo]));
+                if i > bytes.len() {
+                    return true;
+                }
+            }
+        }
+    }
 }
 
 /// 8-bit RGB from any decoded image; 16-bit channels keep their high byte.
@@ -133,6 +244,14 @@ impl Preprocessing {
                 self.resize, self.crop
             ));
         }
+        let square = self.resize as u128 * self.resize as u128;
+        if square > MAX_IMAGE_PIXELS as u128 {
+            return fail(format!(
+                "--resize {0}: every image would be resized to at least {0}×{0} pixels, over \
+                 the limit of {MAX_IMAGE_PIXELS} pixels",
+                self.resize
+            ));
+        }
         if self.crop > self.resize {
             return fail(format!(
                 "crop {} is larger than the resized shorter side {}",
@@ -144,6 +263,39 @@ impl Preprocessing {
         }
         if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return fail(format!("std {:?} must be positive and finite", self.std));
+        }
+        Ok(())
+    }
+
+    /// The `(width, height)` [`resize_shorter`](Self::resize_shorter) gives a `w`×`h` image
+    /// (in `u64`, so that no size overflows).
+    pub fn resized_size(&self, w: u32, h: u32) -> (u64, u64) {
+        let (w, h, resize) = (w as u64, h as u64, self.resize as u64);
+        let (short, long) = (w.min(h), w.max(h));
+        if short == 0 || short == resize {
+            return (w, h);
+        }
+        let new_long = ((resize as u128 * long as u128) as f64 / short as f64) as u64;
+        if w <= h {
+            (resize, new_long)
+        } else {
+            (new_long, resize)
+        }
+    }
+
+    /// Refuses a `w`×`h` image whose resized copy ([`resize_shorter`](Self::resize_shorter))
+    /// would hold more than [`MAX_IMAGE_PIXELS`]: a very long, thin image (20,000×1 resized to
+    /// 256 on its shorter side is 5,120,000×256). Call it before resizing; the error names
+    /// both sizes and the limit (the caller adds the file).
+    pub fn check_resizable(&self, w: u32, h: u32) -> Result<(), AlexNetError> {
+        let (new_w, new_h) = self.resized_size(w, h);
+        let pixels = new_w as u128 * new_h as u128;
+        if pixels > MAX_IMAGE_PIXELS as u128 {
+            return Err(AlexNetError::Input(format!(
+                "a {w}×{h} image resized to {} on its shorter side would be {new_w}×{new_h} \
+                 ({pixels} pixels), over the limit of {MAX_IMAGE_PIXELS} pixels",
+                self.resize
+            )));
         }
         Ok(())
     }
@@ -364,5 +516,115 @@ fn triangle(x: f64) -> f64 {
         1.0 - x
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("alexnet-pre-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::GrayImage::new(w, h)
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        bytes
+    }
+
+    /// A 5,000,000×1 PNG is refused from its header; a 20,000×1 PNG decodes, but resizing
+    /// its shorter side to 256 (5,120,000×256) is refused before resizing.
+    #[test]
+    fn huge_images_are_refused_before_allocating() {
+        let err = decode_rgb(&png(5_000_000, 1)).unwrap_err().to_string();
+        assert!(
+            err.contains("a 5000000×1 image is over the limit of 32768 pixels per side"),
+            "{err}"
+        );
+        let err = decode_rgb(&png(20_000, 6_000)).unwrap_err().to_string();
+        assert!(err.contains("over the limit of 100000000 pixels"), "{err}");
+        let img = decode_rgb(&png(20_000, 1)).unwrap();
+        let pre = Preprocessing::default();
+        let err = pre.check_resizable(img.width(), img.height()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid input: a 20000×1 image resized to 256 on its shorter side would be \
+             5120000×256 (1310720000 pixels), over the limit of 100000000 pixels"
+        );
+        assert!(pre.check_resizable(8_000, 6_000).is_ok());
+        assert_eq!(pre.resized_size(400, 300), (341, 256));
+        let big = Preprocessing {
+            resize: 60_000,
+            ..Preprocessing::default()
+        };
+        let err = big.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--resize 60000: every image would be resized"),
+            "{err}"
+        );
+    }
+
+    /// A JPEG cut in half: a warning by default (decoded as far as it goes), an error under
+    /// `strict`; the whole file, also with zero padding after it, is not truncated.
+    #[test]
+    fn truncated_jpegs_are_detected() {
+        // Big enough that half the file is well into the compressed data.
+        let img = RgbImage::from_fn(320, 240, |x, y| {
+            image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, (x + y * 5) as u8])
+        });
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(!jpeg_is_truncated(&jpeg));
+        let mut padded = jpeg.clone();
+        padded.extend([0u8; 32]);
+        assert!(!jpeg_is_truncated(&padded));
+        let half = &jpeg[..jpeg.len() / 2];
+        assert!(jpeg_is_truncated(half));
+        assert!(jpeg_is_truncated(&jpeg[..jpeg.len() - 2]));
+        let fixture = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/preprocess/portrait_odd.jpg"
+        ))
+        .unwrap();
+        assert!(!jpeg_is_truncated(&fixture));
+        assert!(jpeg_is_truncated(&fixture[..fixture.len() * 2 / 3]));
+
+        let dir = temp_dir("jpeg");
+        let path = dir.join("half.jpg");
+        std::fs::write(&path, half).unwrap();
+        let partial = load_rgb_checked(&path, false).unwrap();
+        assert_eq!(partial.dimensions(), (320, 240));
+        let err = load_rgb_checked(&path, true).unwrap_err().to_string();
+        assert!(err.contains("half.jpg: truncated JPEG"), "{err}");
+        assert!(err.contains("--strict-images"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A FIFO named `*.jpg` and /dev/zero as an image are refused at once, never read.
+    #[cfg(unix)]
+    #[test]
+    fn fifo_images_are_refused_without_waiting() {
+        let dir = temp_dir("fifo");
+        let fifo = dir.join("pipe.jpg");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = load_rgb(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("pipe.jpg: is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+        let err = load_rgb(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero: is a character device"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -107,6 +107,12 @@ impl Transform {
         Ok(())
     }
 
+    /// Refuses a `w`×`h` image whose resized copy would be over the pixel limit
+    /// ([`Preprocessing::check_resizable`]).
+    pub fn resize_check(&self, w: u32, h: u32) -> anyhow::Result<()> {
+        Ok(self.preprocessing().check_resizable(w, h)?)
+    }
+
     fn preprocessing(&self) -> Preprocessing {
         Preprocessing {
             resize: self.resize,

@@ -135,6 +135,10 @@ fn build(
     let mut labels = Vec::with_capacity(ids.len());
     for &i in ids {
         let img = source.image(i)?;
+        // A long, thin image would be huge once resized: refused before resizing.
+        transform
+            .resize_check(img.width(), img.height())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", source.name(i)))?;
         let values = if train {
             transform.train(&img, &mut Rng::new(mix(seed, epoch as u64, i as u64)))
         } else {

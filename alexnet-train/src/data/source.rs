@@ -22,6 +22,10 @@ pub trait ImageSource: Send + Sync {
     fn label(&self, i: usize) -> usize;
     /// Image `i`, decoded to 8-bit RGB.
     fn image(&self, i: usize) -> Result<RgbImage>;
+    /// How errors about image `i` name it: its file, where it has one.
+    fn name(&self, i: usize) -> String {
+        format!("image {i}")
+    }
 }
 
 /// Images already in memory.
@@ -74,6 +78,9 @@ impl ImageSource for Files {
     }
     fn image(&self, i: usize) -> Result<RgbImage> {
         Ok(alexnet_model::preprocess::load_rgb(&self.items[i].0)?)
+    }
+    fn name(&self, i: usize) -> String {
+        self.items[i].0.display().to_string()
     }
 }
 

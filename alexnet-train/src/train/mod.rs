@@ -31,6 +31,8 @@ use crate::data::folder::image_folder;
 use crate::data::rng::{mix, Rng};
 use crate::data::source::{cifar_folder, cifar_sample, ImageSource, Splits};
 use alexnet_common::backend::{dispatch, BackendKind};
+use alexnet_model::files::{read_text_file, MAX_TEXT_BYTES};
+use alexnet_model::memory::check_batch;
 pub use config::TrainConfig;
 pub use metrics::{EpochMetrics, Summary};
 
@@ -164,7 +166,8 @@ pub fn run_config(run_dir: &Path) -> Result<String> {
     if !run_dir.is_dir() {
         bail!("{}: no such run folder", run_dir.display());
     }
-    std::fs::read_to_string(&path).with_context(|| {
+    // A regular file within the text limit (a FIFO or device is refused, never read).
+    read_text_file(&path, MAX_TEXT_BYTES).with_context(|| {
         format!(
             "{}: not a run folder (no readable config.json)",
             run_dir.display()
@@ -192,6 +195,15 @@ pub fn run(
     let kind = backend_kind(config)?;
     let transform = config.transform()?;
     let model_config = config.model_config(data.num_classes(), kind.max_param_bytes())?;
+    // --batch-size and --crop against the training step's memory estimate, before any
+    // allocation.
+    check_batch(
+        &model_config,
+        transform.crop,
+        "--crop",
+        config.batch_size,
+        true,
+    )?;
     let resolved = json!({
         "backend": kind.name(),
         "transform": transform,
