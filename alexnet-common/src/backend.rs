@@ -155,16 +155,54 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
 fn run_on<B: AlexNetBackend, J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     let device = B::Device::default();
     if !kind.is_cpu() {
-        alexnet_model::device::probe::<B>(&device).map_err(|e| {
-            let hint = match kind {
-                BackendKind::Wgpu => {
-                    "install a GPU driver or, without a GPU, a software Vulkan device \
-                     (Debian: apt-get install mesa-vulkan-drivers)"
-                }
-                _ => "it needs an NVIDIA GPU with its driver",
-            };
-            anyhow::anyhow!("--backend {kind}: no usable device ({e}); {hint}")
-        })?;
+        check_device::<B>(kind, &device, None)?;
     }
     job.run::<B>(device)
+}
+
+/// Checks that `device` of backend `B` can run (one tiny operation, any panic caught and not
+/// printed): otherwise one line naming the backend (and `index`, a `--devices` entry) and
+/// what to install, e.g. "--backend wgpu: no usable device (…); install a GPU driver or …".
+pub fn check_device<B: burn::tensor::backend::Backend>(
+    kind: BackendKind,
+    device: &B::Device,
+    index: Option<usize>,
+) -> Result<()> {
+    alexnet_model::device::probe::<B>(device).map_err(|e| {
+        let hint = match kind {
+            BackendKind::Wgpu => {
+                "install a GPU driver or, without a GPU, a software Vulkan device \
+                 (Debian: apt-get install mesa-vulkan-drivers), or use --backend flex"
+            }
+            BackendKind::Cuda => {
+                "it needs an NVIDIA GPU with its driver and the CUDA toolkit, or use --backend flex"
+            }
+            _ => "the CPU backend failed on its first operation",
+        };
+        let which = match index {
+            Some(i) => format!(" device {i}"),
+            None => String::new(),
+        };
+        anyhow::anyhow!("--backend {kind}{which}: no usable device ({e}); {hint}")
+    })
+}
+
+/// Checks, before any work, that backend `kind` can run on its default device and on every
+/// device of `devices` (`--devices`), so that a missing GPU is one line, not a panic, and
+/// nothing (a run folder) is created first.
+pub fn check(kind: BackendKind, devices: Option<&[usize]>) -> Result<()> {
+    struct Probe<'a>(BackendKind, Option<&'a [usize]>);
+    impl BackendJob for Probe<'_> {
+        type Output = ();
+        fn run<B: AlexNetBackend>(self, _default: B::Device) -> Result<()> {
+            let Probe(kind, devices) = self;
+            for &index in devices.unwrap_or_default() {
+                if !kind.is_cpu() {
+                    check_device::<B>(kind, &device_by_index::<B>(index), Some(index))?;
+                }
+            }
+            Ok(())
+        }
+    }
+    dispatch(kind, Probe(kind, devices))
 }

@@ -159,6 +159,8 @@ fn train(args: Args, flags: &Value) -> Result<Outcome> {
         }
         alexnet_model::checkpoint::detect_format(weights)?;
     }
+    // A backend without a usable device (no GPU adapter) fails before the run folder exists.
+    alexnet_common::backend::check(train::backend_kind(&config)?, config.devices.as_deref())?;
     let run_dir = new_run_dir(&config)?;
     train::run(&config, &data, &run_dir, false, &options)
 }

@@ -42,7 +42,7 @@ use crate::data::augment::Transform;
 use crate::data::loader::{batches, epoch_order, LoaderConfig};
 use crate::data::rng::mix;
 use crate::data::source::{ImageSource, Splits};
-use alexnet_common::backend::{device_by_index, BackendJob, BackendKind};
+use alexnet_common::backend::{check_device, device_by_index, BackendJob, BackendKind};
 
 /// Stream tags for [`mix`].
 const INIT_STREAM: u64 = 0x1417;
@@ -65,7 +65,18 @@ impl BackendJob for FitJob<'_> {
 
     fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Outcome> {
         let devices = match &self.config.devices {
-            Some(indices) => indices.iter().map(|&i| device_by_index::<B>(i)).collect(),
+            Some(indices) => {
+                let mut devices = Vec::with_capacity(indices.len());
+                for &i in indices {
+                    let device = device_by_index::<B>(i);
+                    // A missing device panics on first use: one line instead.
+                    if !self.backend.is_cpu() {
+                        check_device::<B>(self.backend, &device, Some(i))?;
+                    }
+                    devices.push(device);
+                }
+                devices
+            }
             None => vec![device],
         };
         fit::<Autodiff<B>>(self, devices)
@@ -222,14 +233,22 @@ impl<'a, B: AlexNetAutodiffBackend> Run<'a, B> {
 
         let ckpt_dir = run_dir.join("checkpoints");
         let mut state = if job.resume {
-            let epochs = checkpoint::complete_epochs(&ckpt_dir)?;
-            let Some(&last) = epochs.last() else {
-                bail!("{}: no checkpoint to resume from", ckpt_dir.display());
-            };
-            let (m, o, s) = checkpoint::load(&ckpt_dir, last, model, optim, &device)?;
+            // A damaged newest checkpoint is skipped with a warning (printed even with
+            // --quiet), falling back to the newest one that loads.
+            let (m, o, s) = checkpoint::load_newest(
+                &ckpt_dir,
+                &model,
+                || sgd(config),
+                &device,
+                |line| eprintln!("{line}"),
+            )?;
             model = m;
             optim = o;
-            say(format!("resuming {} after epoch {last}", run_dir.display()));
+            say(format!(
+                "resuming {} after epoch {}",
+                run_dir.display(),
+                s.epoch
+            ));
             s
         } else {
             if let Some(path) = &config.weights {
