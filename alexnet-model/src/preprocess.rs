@@ -126,6 +126,15 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, AlexNetError> {
         .map_err(|e| AlexNetError::Input(format!("image data: {e}")))
 }
 
+/// A decoder's message on one line (some span several).
+fn one_line(error: &impl std::fmt::Display) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The decoded image, and why it is incomplete when it is (a JPEG without its end).
 fn decode(bytes: &[u8]) -> Result<(RgbImage, Option<&'static str>), String> {
     let reader = || -> Result<ImageReader<Cursor<&[u8]>>, String> {
@@ -139,7 +148,7 @@ fn decode(bytes: &[u8]) -> Result<(RgbImage, Option<&'static str>), String> {
     };
     let (w, h) = reader()?
         .into_dimensions()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
+        .map_err(|e| format!("cannot decode image: {}", one_line(&e)))?;
     check_image_size(w, h)?;
     let mut reader = reader()?;
     let format = reader.format();
@@ -150,7 +159,7 @@ fn decode(bytes: &[u8]) -> Result<(RgbImage, Option<&'static str>), String> {
     reader.limits(limits);
     let img = reader
         .decode()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
+        .map_err(|e| format!("cannot decode image: {}", one_line(&e)))?;
     let truncated = (format == Some(image::ImageFormat::Jpeg) && jpeg_is_truncated(bytes))
         .then_some("truncated JPEG (the data ends before the end-of-image marker)");
     Ok((to_rgb8(img), truncated))

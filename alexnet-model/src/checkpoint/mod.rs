@@ -39,6 +39,7 @@ use burn::tensor::{DType, TensorData};
 
 use crate::config::{AlexNetConfig, Variant};
 use crate::error::AlexNetError;
+use crate::files::read_regular_file;
 use crate::layers::KeyLayout;
 use crate::model::AlexNet;
 use crate::tensor::HostTensor;
@@ -46,6 +47,11 @@ use crate::weights::{check_state_dict, read_safetensors, StateDict};
 pub use burnpack::CONFIG_TENSOR;
 pub use fit::{detect_layout, infer_config};
 pub use format::detect_format;
+pub use pickle::Limits as PickleLimits;
+pub use pytorch::{MAX_PICKLE_BYTES, MAX_STORAGE_BYTES, MAX_TENSOR_ELEMENTS};
+
+/// Largest safetensors file read: the `.pth` reader's storage limit plus room for the header.
+pub const MAX_SAFETENSORS_BYTES: u64 = pytorch::MAX_STORAGE_BYTES + pytorch::MAX_PICKLE_BYTES;
 
 /// Metadata key (safetensors and Burnpack) holding the [`AlexNetConfig`] as JSON.
 pub const CONFIG_METADATA_KEY: &str = "alexnet_config";
@@ -117,7 +123,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, AlexNetError> {
             (pytorch::read_pytorch(path, format)?, None)
         }
         WeightFormat::Safetensors => {
-            let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+            let bytes = read_regular_file(path, MAX_SAFETENSORS_BYTES)?;
             let (dict, metadata) = read_safetensors(&bytes).map_err(|e| e.in_file(path))?;
             let config = metadata
                 .get(CONFIG_METADATA_KEY)
@@ -207,21 +213,49 @@ pub fn resolve_config(
     Ok((config, layout))
 }
 
+impl Checkpoint {
+    /// Tensors holding NaN or infinite values, with how many, in key order (PyTorch loads
+    /// them as they are; a network built from them answers NaN, or worse, plausible numbers).
+    pub fn non_finite(&self) -> Vec<(&str, usize)> {
+        self.state_dict
+            .iter()
+            .map(|(key, t)| {
+                (
+                    key.as_str(),
+                    t.values.iter().filter(|v| !v.is_finite()).count(),
+                )
+            })
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+
+    /// Builds the network these weights describe (configuration stored in the file, or
+    /// inferred from the shapes; `variant` forces one) and loads them strictly, with fully
+    /// connected layers split under `max_param_bytes`.
+    pub fn into_model<B: Backend>(
+        &self,
+        variant: Option<Variant>,
+        max_param_bytes: Option<usize>,
+        device: &B::Device,
+    ) -> Result<AlexNet<B>, AlexNetError> {
+        let (config, layout) = resolve_config(self, variant)?;
+        config
+            .with_max_param_bytes(max_param_bytes)
+            .try_init::<B>(device)?
+            .load_state_dict(&self.state_dict, layout)
+    }
+}
+
 /// Reads a weight file of any supported format and builds the network it describes
-/// (configuration stored in the file, or inferred from the shapes; `variant` forces one),
-/// with fully connected layers split under `max_param_bytes`.
+/// ([`read_checkpoint`], then [`Checkpoint::into_model`]).
 pub fn load_model<B: Backend>(
     path: &Path,
     variant: Option<Variant>,
     max_param_bytes: Option<usize>,
     device: &B::Device,
 ) -> Result<AlexNet<B>, AlexNetError> {
-    let checkpoint = read_checkpoint(path)?;
-    let (config, layout) = resolve_config(&checkpoint, variant).map_err(|e| e.in_file(path))?;
-    let config = config.with_max_param_bytes(max_param_bytes);
-    config
-        .try_init::<B>(device)?
-        .load_state_dict(&checkpoint.state_dict, layout)
+    read_checkpoint(path)?
+        .into_model(variant, max_param_bytes, device)
         .map_err(|e| e.in_file(path))
 }
 
