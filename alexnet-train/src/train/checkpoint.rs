@@ -197,6 +197,19 @@ fn one_line(err: &anyhow::Error) -> String {
     format!("{err:#}").replace('\n', " ")
 }
 
+/// A recorder's error in a few words: Burn's messages carry a multi-line note on old record
+/// formats after the cause (`Unknown("InvalidDataRead(…)\nThe internal data format …")`).
+fn recorder_error(err: burn::record::RecorderError) -> anyhow::Error {
+    let text = err.to_string();
+    let cause = text.split('\n').next().unwrap_or_default();
+    let cause = cause.split("\\n").next().unwrap_or_default();
+    let cause = match cause.strip_prefix("Unknown(\"") {
+        Some(inner) => inner.strip_suffix("\")").unwrap_or(inner),
+        None => cause,
+    };
+    anyhow!("{}", cause.trim())
+}
+
 /// Runs `f`, turning a panic into an error carrying its message (Burn's recorders panic on
 /// some malformed records, e.g. a tensor of the wrong shape); no panic is printed.
 fn without_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -242,7 +255,11 @@ where
         );
     }
     let model_path = file(dir, epoch, "model");
-    let model = without_panics(|| Ok(model.load_file(model_path.clone(), &recorder, device)?))
+    let model = without_panics(|| {
+        model
+            .load_file(model_path.clone(), &recorder, device)
+            .map_err(recorder_error)
+    })
         .with_context(|| {
             format!(
                 "{}.mpk: cannot load the model checkpoint (damaged, or written by a different configuration?)",
@@ -251,7 +268,8 @@ where
         })?;
     let optim_path = file(dir, epoch, "optim");
     let optim = without_panics(|| {
-        let record = Recorder::<B>::load(&recorder, optim_path.clone(), device)?;
+        let record =
+            Recorder::<B>::load(&recorder, optim_path.clone(), device).map_err(recorder_error)?;
         Ok(optim.load_record(record))
     })
     .with_context(|| {
@@ -261,4 +279,30 @@ where
         )
     })?;
     Ok((model, optim, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::record::RecorderError;
+
+    #[test]
+    fn recorder_errors_are_short() {
+        let long = RecorderError::Unknown(
+            "InvalidDataRead(Kind(UnexpectedEof))\nThe internal data format has changed".into(),
+        );
+        assert_eq!(
+            recorder_error(long).to_string(),
+            "InvalidDataRead(Kind(UnexpectedEof))"
+        );
+        let short = RecorderError::FileNotFound("x.mpk".into());
+        assert!(recorder_error(short).to_string().contains("x.mpk"));
+    }
+
+    #[test]
+    fn panics_become_errors() {
+        let err = without_panics::<()>(|| panic!("shape mismatch\nmore")).unwrap_err();
+        assert_eq!(err.to_string(), "shape mismatch");
+        assert_eq!(without_panics(|| Ok(3)).unwrap(), 3);
+    }
 }
