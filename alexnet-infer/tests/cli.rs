@@ -417,3 +417,284 @@ fn convert_round_trip_keeps_predictions() {
         stderr(&out)
     );
 }
+
+/// Writes a grey `w`×`h` PNG.
+fn write_png(path: &Path, w: u32, h: u32) {
+    image::GrayImage::new(w, h).save(path).unwrap();
+}
+
+/// Issue 10, hostile image inputs, each one line on stderr and a non-zero exit, none
+/// waiting: a FIFO named `*.jpg` and `/dev/zero` given as images, `/dev/zero` as `--labels`,
+/// a 5,000,000×1 PNG (over the side limit, refused from its header) and a 20,000×1 PNG
+/// (5,120,000×256 once resized: refused before resizing). In a folder the FIFO is skipped
+/// (never opened) and the good image still classified.
+#[cfg(unix)]
+#[test]
+fn hostile_image_files_are_refused_without_waiting() {
+    let dir = scratch("hostile-images");
+    let fifo = dir.join("pipe.jpg");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    write_png(&dir.join("long.png"), 5_000_000, 1);
+    write_png(&dir.join("thin.png"), 20_000, 1);
+    let weights = repo("fixtures/weights/tv.safetensors");
+    let classify = |extra: &[&str], images: &[&str]| {
+        let mut args = vec!["classify", "--weights", &weights, "--backend", "ndarray"];
+        args.extend(extra);
+        args.extend(images);
+        let start = std::time::Instant::now();
+        let out = infer(&args);
+        assert!(start.elapsed().as_secs() < 60, "{args:?} took too long");
+        out
+    };
+    let fifo_name = fifo.to_str().unwrap();
+    for (images, needle) in [
+        (
+            fifo_name,
+            "pipe.jpg: is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            "/dev/zero",
+            "/dev/zero: is a character device, not a regular file",
+        ),
+        (
+            &*dir.join("long.png").display().to_string(),
+            "long.png: a 5000000×1 image is over the limit of 32768 pixels per side",
+        ),
+        (
+            &*dir.join("thin.png").display().to_string(),
+            "thin.png: a 20000×1 image resized to 256 on its shorter side would be \
+             5120000×256 (1310720000 pixels), over the limit of 100000000 pixels",
+        ),
+    ] {
+        let out = classify(&[], &[images]);
+        assert!(!out.status.success(), "{images}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{images}: {err}");
+        assert!(
+            err.contains("1 of 1 images could not be read"),
+            "{images}: {err}"
+        );
+    }
+    let out = classify(
+        &["--labels", "/dev/zero"],
+        &[&repo("fixtures/preprocess/landscape.png")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("labels /dev/zero: is a character device"),
+        "{err}"
+    );
+
+    // In a folder: the FIFO is not an image file (never opened); the rest are read.
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(folder.join("pipe.jpg"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::copy(
+        repo("fixtures/preprocess/landscape.png"),
+        folder.join("a.png"),
+    )
+    .unwrap();
+    let out = classify(&[], &[folder.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("a.png"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("pipe.jpg"), "{}", stdout(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A folder holding two symbolic links to itself: one line naming the loop, at once.
+#[cfg(unix)]
+#[test]
+fn self_linked_folders_end_at_once() {
+    let dir = scratch("self-links");
+    std::os::unix::fs::symlink(".", dir.join("a")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("b")).unwrap();
+    let start = std::time::Instant::now();
+    let out = infer(&[
+        "classify",
+        "--weights",
+        &repo("fixtures/weights/tv.safetensors"),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(start.elapsed().as_secs() < 30);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("a symbolic link loops back to"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A JPEG cut in half: classified with a warning naming it; refused under --strict-images.
+#[test]
+fn truncated_jpegs_warn_or_fail_under_strict_images() {
+    let dir = scratch("truncated-jpeg");
+    let img = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, (x + y * 5) as u8])
+    });
+    let mut jpeg = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    let path = dir.join("half.jpg");
+    std::fs::write(&path, &jpeg[..jpeg.len() / 2]).unwrap();
+    let weights = repo("fixtures/weights/tv.safetensors");
+    let args = ["classify", "--weights", &weights, "--backend", "ndarray"];
+    let out = infer(&[&args[..], &[path.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("warning: "), "{err}");
+    assert!(err.contains("half.jpg: truncated JPEG"), "{err}");
+    let out = infer(&[&args[..], &["--strict-images", path.to_str().unwrap()]].concat());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("half.jpg: truncated JPEG"), "{err}");
+    assert!(err.contains("--strict-images refuses it"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sizes over the memory estimate's limit: one line naming the flag, its value and the
+/// limit, before anything is allocated.
+#[test]
+fn sizes_over_the_memory_limit_name_the_flag() {
+    for (args, needle) in [
+        (
+            vec!["bench", "--batch-size", "100000", "--iters", "1"],
+            "--batch-size 100000: a forward pass on 100000 images of 224×224 needs about",
+        ),
+        (
+            vec!["bench", "--input-size", "100000", "--iters", "1"],
+            "--input-size 100000: a forward pass on one 100000×100000 image needs about",
+        ),
+    ] {
+        let out = infer(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.contains("over the limit of"), "{args:?}: {err}");
+    }
+    let weights = repo("fixtures/weights/tv.safetensors");
+    let image = repo("fixtures/preprocess/landscape.png");
+    for (flags, needle) in [
+        (
+            vec!["--resize", "60000"],
+            "--resize 60000: every image would be resized",
+        ),
+        (
+            vec!["--batch-size", "100000"],
+            "--batch-size 100000: a forward pass on 100000",
+        ),
+        (
+            vec!["--batch-size", "10000", "--ten-crop"],
+            "--batch-size 10000: a forward pass on 10000 images (10 views each)",
+        ),
+    ] {
+        let mut args = vec!["classify", "--weights", &weights, "--backend", "ndarray"];
+        args.extend(&flags);
+        args.push(&image);
+        let out = infer(&args);
+        assert!(!out.status.success(), "{flags:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{flags:?}: {err}");
+    }
+    let out = infer(&["filters", "--weights", &weights, "--scale", "1000000"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("1000000"), "{}", stderr(&out));
+}
+
+/// A file name holding an ANSI escape and a newline: text output shows them escaped (one
+/// record, no raw escape reaches the terminal); JSON escapes them as JSON does.
+#[cfg(unix)]
+#[test]
+fn control_characters_in_file_names_are_escaped_in_text_output() {
+    let dir = scratch("control-names");
+    let name = "red\u{1b}[31m\nsplit.png";
+    std::fs::copy(repo("fixtures/preprocess/landscape.png"), dir.join(name)).unwrap();
+    let weights = repo("fixtures/weights/tv.safetensors");
+    let path = dir.join(name);
+    let out = infer(&[
+        "classify",
+        "--weights",
+        &weights,
+        "--backend",
+        "ndarray",
+        "--top-k",
+        "1",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("red\\u{1b}[31m\\nsplit.png"), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "one path line and one class: {text}"
+    );
+    let out = infer(&[
+        "classify",
+        "--weights",
+        &weights,
+        "--backend",
+        "ndarray",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["path"].as_str().unwrap().ends_with(name));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Weights holding a NaN load with a warning naming the tensor and the count, and are
+/// refused under `--strict-weights` (one line, non-zero exit).
+#[test]
+fn non_finite_weights_warn_or_fail_under_strict_weights() {
+    let dir = scratch("nan-weights");
+    let mut bytes = std::fs::read(repo("fixtures/weights/tv.safetensors")).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    // The first value of the data section (whichever tensor starts it) becomes NaN.
+    bytes[8 + header..8 + header + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let weights = dir.join("nan.safetensors");
+    std::fs::write(&weights, bytes).unwrap();
+    let weights = weights.display().to_string();
+    let image = repo("fixtures/preprocess/landscape.png");
+    let args = [
+        "classify",
+        "--backend",
+        "ndarray",
+        "--weights",
+        &weights,
+        &image,
+    ];
+    let out = infer(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("warning: ") && err.contains("NaN or infinite values in 1 tensor: `"),
+        "{err}"
+    );
+    let out = infer(&[&args[..], &["--strict-weights"]].concat());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nan.safetensors: NaN or infinite values in 1 tensor: `"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

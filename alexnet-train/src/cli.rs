@@ -139,8 +139,8 @@ fn train(args: Args, flags: &Value) -> Result<Outcome> {
     }
     let file = match &args.config {
         Some(path) => Some((
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            // A regular file of at most 16 MiB: a FIFO or /dev/zero is refused, never read.
+            alexnet_model::files::read_text_file(path, alexnet_model::files::MAX_TEXT_BYTES)?,
             path.display().to_string(),
         )),
         None => None,
