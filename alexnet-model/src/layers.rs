@@ -617,10 +617,13 @@ mod tests {
         }
     }
 
+    /// A change to a valid configuration.
+    type Change = Box<dyn FnOnce(&mut AlexNetConfig)>;
+
     #[test]
     fn validate_names_the_field_it_refuses() {
         let lrn = || Some(crate::LrnPreset::Caffe.config());
-        let cases: Vec<(Box<dyn FnOnce(&mut AlexNetConfig)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|c| c.convs[1].stride = 0),
                 "conv2 stride must be at least 1, got 0",
