@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use alexnet_common::backend::{dispatch, BackendJob, BackendKind};
-use alexnet_model::checkpoint::{format_from_extension, load_model, save_model};
+use alexnet_common::weights::read_checked;
+use alexnet_model::checkpoint::{format_from_extension, save_model};
 use alexnet_model::AlexNetBackend;
 use alexnet_model::Variant;
 use anyhow::{bail, Result};
@@ -38,7 +39,10 @@ impl BackendJob for Convert<'_> {
                 args.output.display()
             );
         };
-        let model = load_model::<B>(&args.input, args.variant, None, &device)?;
+        let checkpoint = read_checked(&args.input, false)?;
+        let model = checkpoint
+            .into_model::<B>(args.variant, None, &device)
+            .map_err(|e| e.in_file(&args.input))?;
         save_model(&model, &args.output, format)?;
         eprintln!(
             "wrote {} ({} variant, {} classes, {:?})",

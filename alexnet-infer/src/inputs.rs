@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use alexnet_common::args::parse_triple;
 use alexnet_common::backend::BackendKind;
 use alexnet_common::images::image_files_recursive;
-use alexnet_model::checkpoint::load_model;
+use alexnet_common::weights::read_checked;
 use alexnet_model::files::escape_control;
 use alexnet_model::memory::check_views;
 use alexnet_model::preprocess::{load_rgb_checked, Preprocessing, CIFAR_MEAN, CIFAR_STD};
@@ -35,6 +35,9 @@ pub struct WeightArgs {
     /// Backend (default: the first compiled of flex, ndarray, wgpu, cuda).
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<BackendKind>,
+    /// Refuse weights holding NaN or infinite values (default: a warning naming them).
+    #[arg(long)]
+    pub strict_weights: bool,
 }
 
 impl WeightArgs {
@@ -49,7 +52,9 @@ impl WeightArgs {
     /// Loads the weights into a model on `B`, within the chosen backend's buffer limit.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>> {
         let limit = self.backend()?.max_param_bytes();
-        Ok(load_model::<B>(&self.weights, self.variant, limit, device)?)
+        let checkpoint = read_checked(&self.weights, self.strict_weights)?;
+        let model = checkpoint.into_model::<B>(self.variant, limit, device);
+        Ok(model.map_err(|e| e.in_file(&self.weights))?)
     }
 }
 

@@ -538,7 +538,7 @@ fn self_linked_folders_end_at_once() {
 fn truncated_jpegs_warn_or_fail_under_strict_images() {
     let dir = scratch("truncated-jpeg");
     let img = image::RgbImage::from_fn(320, 240, |x, y| {
-        image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, (x + y * 5) as u8])
+        image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, (x + y * 5) as u8])
     });
     let mut jpeg = Vec::new();
     img.write_to(

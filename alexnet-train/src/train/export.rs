@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use alexnet_model::checkpoint::{detect_layout, read_state_dict, save_model, WeightFormat};
+use alexnet_common::weights::read_checked;
+use alexnet_model::checkpoint::{detect_layout, save_model, WeightFormat};
 use alexnet_model::weights::StateDict;
 use alexnet_model::AlexNet;
 use anyhow::{bail, Context, Result};
@@ -30,7 +31,7 @@ pub fn save_burn<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
 /// differs from the model's, fc8 keeps its fresh initialisation and every other layer is
 /// loaded; anything else that does not fit is an error naming the key and both shapes.
 pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexNet<B>, bool)> {
-    let mut dict = read_state_dict(path)?;
+    let mut dict = read_checked(path, false)?.state_dict;
     let layout = detect_layout(&dict).with_context(|| format!("{}", path.display()))?;
     // fc8's weight and bias: the network's last two parameters.
     let parameters = model.config().parameters()?;
