@@ -531,4 +531,59 @@ mod tests {
             "{message}"
         );
     }
+
+    /// Every number flag refuses NaN and infinities, naming the flag: each flag that takes
+    /// `0.5` (or `0.5,0.5,0.5`) as a JSON number is tried with NaN, inf and -inf.
+    #[test]
+    fn every_float_flag_refuses_non_finite_values() {
+        let command = || TrainConfig::augment_args(clap::Command::new("alexnet-train"));
+        let parse = |flag: &str, value: &str| {
+            let arg = format!("--{flag}={value}");
+            command()
+                .try_get_matches_from(["alexnet-train", arg.as_str()])
+                .map_err(|e| e.to_string())
+                .and_then(|m| TrainConfig::from_arg_matches(&m).map_err(|e| e.to_string()))
+        };
+        let mut checked = Vec::new();
+        for arg in command().get_arguments() {
+            let Some(flag) = arg.get_long() else { continue };
+            let key = arg.get_id().as_str().to_string();
+            for sample in ["0.5", "0.5,0.5,0.5"] {
+                let Ok(config) = parse(flag, sample) else {
+                    continue;
+                };
+                let value = serde_json::to_value(&config).unwrap()[&key].clone();
+                let numeric = value.is_f64()
+                    || value
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(Value::is_f64));
+                if !numeric {
+                    continue;
+                }
+                for bad in ["NaN", "inf", "-inf", "1e999"] {
+                    let text = sample.replace("0.5", bad);
+                    let message = parse(flag, &text).expect_err(&format!("--{flag} {text}"));
+                    assert!(
+                        message.contains(&format!("--{flag}")) && message.contains("finite"),
+                        "--{flag} {text}: {message}"
+                    );
+                }
+                checked.push(flag.to_string());
+                break;
+            }
+        }
+        checked.sort();
+        let expected = [
+            "dropout",
+            "lighting",
+            "lr",
+            "lr-gamma",
+            "mean",
+            "momentum",
+            "std",
+            "val-split",
+            "weight-decay",
+        ];
+        assert_eq!(checked, expected);
+    }
 }
