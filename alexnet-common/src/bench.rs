@@ -48,12 +48,19 @@ pub struct BenchSetup {
 }
 
 impl BenchArgs {
-    /// Checks the flags and resolves the defaults.
-    pub fn setup(&self) -> Result<BenchSetup> {
+    /// Checks the flags and resolves the defaults. `training`: the benchmark runs training
+    /// steps, whose memory estimate is larger ([`alexnet_model::memory`]).
+    pub fn setup(&self, training: bool) -> Result<BenchSetup> {
         ensure!(self.batch_size > 0, "--batch-size must be positive");
         let (config, input_size) = self.model.config()?;
         // Sizes are checked against a memory estimate before anything is allocated.
-        check_batch(&config, input_size, "--input-size", self.batch_size, false)?;
+        check_batch(
+            &config,
+            input_size,
+            "--input-size",
+            self.batch_size,
+            training,
+        )?;
         let backend = match self.backend {
             Some(kind) => kind,
             None => BackendKind::default_kind()?,

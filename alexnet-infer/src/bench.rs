@@ -32,7 +32,7 @@ impl BackendJob for Bench<'_> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let setup = args.setup()?;
+    let setup = args.setup(false)?;
     let measured = dispatch(
         setup.backend,
         Bench {

@@ -585,7 +585,7 @@ mod limits {
     fn truncated_jpegs_are_detected() {
         // Big enough that half the file is well into the compressed data.
         let img = RgbImage::from_fn(320, 240, |x, y| {
-            image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, (x + y * 5) as u8])
+            image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, (x + y * 5) as u8])
         });
         let mut jpeg = Vec::new();
         img.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)

@@ -233,3 +233,91 @@ fn bench_times_training_steps_and_reports_json() {
     fails_with(&["bench", "--epochs", "2"], &dir, "--epochs");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 10 for training: `--config` that is a device or a FIFO is refused without reading
+/// (one line, at once); batch and input sizes over the memory estimate's limit name the flag
+/// and the limit (bench and a real run); a long, thin image in an image folder is refused,
+/// naming the file, before it is resized.
+#[cfg(unix)]
+#[test]
+fn hostile_sizes_and_files_are_refused() {
+    let tmp = temp_dir("cli-hostile");
+    let t = tmp.as_path();
+    fails_with(
+        &["--config", "/dev/zero"],
+        t,
+        "/dev/zero: is a character device, not a regular file",
+    );
+    let made = std::process::Command::new("mkfifo")
+        .arg(t.join("pipe.json"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    fails_with(
+        &["--config", "pipe.json"],
+        t,
+        "pipe.json: is a FIFO (named pipe), not a regular file",
+    );
+    fails_with_all(
+        &["bench", "--batch-size", "100000", "--iters", "1"],
+        t,
+        &[
+            "--batch-size 100000: a training step on 100000 images",
+            "over the limit of",
+        ],
+    );
+    fails_with_all(
+        &["bench", "--input-size", "100000", "--iters", "1"],
+        t,
+        &[
+            "--input-size 100000: a training step on one",
+            "over the limit of",
+        ],
+    );
+    cifar_folder(&t.join("cifar"), 6, 3);
+    fails_with_all(
+        &["--data-dir", "cifar", "--batch-size", "100000", "--quiet"],
+        t,
+        &["--batch-size 100000: a training step", "over the limit of"],
+    );
+
+    let folder = t.join("imgs");
+    for split in ["train", "val"] {
+        for class in ["a", "b"] {
+            let dir = folder.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            colour_image(0, 1).save(dir.join("0.png")).unwrap();
+        }
+    }
+    image::GrayImage::new(20_000, 1)
+        .save(folder.join("train/a/thin.png"))
+        .unwrap();
+    fails_with_all(
+        &[
+            "--dataset",
+            "folder",
+            "--data-dir",
+            "imgs",
+            "--variant",
+            "cifar",
+            "--resize",
+            "256",
+            "--crop",
+            "32",
+            "--widths",
+            "8,16,16,16,16",
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        t,
+        &[
+            "thin.png",
+            "would be 5120000×256",
+            "over the limit of 100000000 pixels",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(tmp);
+}

@@ -4,7 +4,6 @@
 
 use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_common::bench::{BenchArgs, BenchSetup};
-use alexnet_model::memory::check_batch;
 use alexnet_model::{AlexNet, AlexNetBackend};
 use anyhow::Result;
 use burn::backend::Autodiff;
@@ -49,10 +48,8 @@ impl BackendJob for TrainBench<'_> {
 
 /// Runs `alexnet-train bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let setup = args.setup()?;
     // A training step keeps activations and their gradients: checked before the batch exists.
-    let (config, side) = (&setup.config, setup.input_size);
-    check_batch(config, side, "--input-size", args.batch_size, true)?;
+    let setup = args.setup(true)?;
     let batch = synthetic_batch(args.batch_size, setup.input_size, setup.config.num_classes);
     let job = TrainBench {
         args,
