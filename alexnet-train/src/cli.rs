@@ -150,8 +150,10 @@ fn train(args: Args, flags: &Value) -> Result<Outcome> {
         download_dataset(&config, args.download_url.as_deref(), !args.quiet)?;
     }
     let data = load_data(&config)?;
-    // Check the network fits the data and input size before creating the run folder.
-    config.model_config(data.num_classes(), None)?;
+    // Check the network fits the data and input size, and a training step's batch the
+    // memory estimate, before creating the run folder.
+    let model_config = config.model_config(data.num_classes(), None)?;
+    train::check_batch_memory(&config, &model_config)?;
     // A bad weights file fails before any run folder exists.
     if let Some(weights) = &config.weights {
         if !weights.is_file() {

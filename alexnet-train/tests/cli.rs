@@ -280,6 +280,7 @@ fn hostile_sizes_and_files_are_refused() {
         t,
         &["--batch-size 100000: a training step", "over the limit of"],
     );
+    assert!(!t.join("artifacts").exists(), "no run folder is made");
 
     let folder = t.join("imgs");
     for split in ["train", "val"] {

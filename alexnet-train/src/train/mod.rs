@@ -175,6 +175,17 @@ pub fn run_config(run_dir: &Path) -> Result<String> {
     })
 }
 
+/// `--batch-size` and `--crop` against a training step's memory estimate
+/// ([`alexnet_model::memory`]): one line naming the flag, its value and the limit, before
+/// anything is allocated (and, from the command line, before the run folder is made).
+pub fn check_batch_memory(
+    config: &TrainConfig,
+    model: &alexnet_model::AlexNetConfig,
+) -> Result<()> {
+    let crop = config.transform()?.crop;
+    Ok(check_batch(model, crop, "--crop", config.batch_size, true)?)
+}
+
 /// The backend a configuration names.
 pub fn backend_kind(config: &TrainConfig) -> Result<BackendKind> {
     match config.backend {
@@ -195,15 +206,7 @@ pub fn run(
     let kind = backend_kind(config)?;
     let transform = config.transform()?;
     let model_config = config.model_config(data.num_classes(), kind.max_param_bytes())?;
-    // --batch-size and --crop against the training step's memory estimate, before any
-    // allocation.
-    check_batch(
-        &model_config,
-        transform.crop,
-        "--crop",
-        config.batch_size,
-        true,
-    )?;
+    check_batch_memory(config, &model_config)?;
     let resolved = json!({
         "backend": kind.name(),
         "transform": transform,
