@@ -14,6 +14,7 @@ mod inputs;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -45,7 +46,26 @@ pub use alexnet_common::args::ModelArgs;
 pub use alexnet_common::bench::Format;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            // clap adds usage lines; keep the one that says what is wrong (as alexnet-train).
+            let text = err.render().to_string();
+            let line = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{}", alexnet_model::files::escape_control(line));
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Classify(args) => classify::run(&args),
         Command::Eval(args) => eval::run(&args),

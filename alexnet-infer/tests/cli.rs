@@ -698,3 +698,60 @@ fn non_finite_weights_warn_or_fail_under_strict_weights() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every number flag refuses NaN and infinities in one line naming the flag; so do the
+/// sizes of a configuration (`--num-classes` is bounded by the network's own checks).
+#[test]
+fn bad_numbers_are_one_line_errors_naming_the_flag() {
+    let weights = repo("fixtures/weights/does-not-matter.bpk");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["bench", "--min-seconds", "NaN"],
+            "'--min-seconds <MIN_SECONDS>': `NaN` is not a finite number",
+        ),
+        (
+            &["bench", "--min-seconds", "inf"],
+            "`inf` is not a finite number",
+        ),
+        (
+            &[
+                "classify",
+                "--weights",
+                &weights,
+                "--mean",
+                "0.5,NaN,0.5",
+                "x.png",
+            ],
+            "'--mean <MEAN>'",
+        ),
+        (
+            &[
+                "classify",
+                "--weights",
+                &weights,
+                "--std",
+                "1,1,-inf",
+                "x.png",
+            ],
+            "`-inf` is not a finite number",
+        ),
+        (
+            &["info", "--num-classes", "2000000"],
+            "num_classes must be between 1 and 1048576, got 2000000",
+        ),
+        (
+            &["info", "--num-classes", "0"],
+            "num_classes must be between 1 and 1048576, got 0",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = infer(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
