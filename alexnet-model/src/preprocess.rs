@@ -91,7 +91,7 @@ pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 ///
 /// A missing, corrupt, truncated or non-image file is an [`AlexNetError::Input`] naming
 /// the path, as is one that is not a regular file (a FIFO, a device, a directory), one larger
-/// than [`MAX_IMAGE_BYTES`](crate::files::MAX_IMAGE_BYTES), or one whose header declares a
+/// than [`MAX_IMAGE_BYTES`], or one whose header declares a
 /// side over [`MAX_IMAGE_SIDE`] or more than [`MAX_IMAGE_PIXELS`] (refused before decoding).
 /// A JPEG cut short (no end-of-image marker) still decodes, as far as it goes, with a warning
 /// on stderr: see [`load_rgb_checked`] to refuse it.
