@@ -179,11 +179,17 @@ pub fn check_device<B: burn::tensor::backend::Backend>(
             }
             _ => "the CPU backend failed on its first operation",
         };
-        let which = match index {
-            Some(i) => format!(" device {i}"),
-            None => String::new(),
+        let (which, counts) = match (index, kind) {
+            // Burn numbers wgpu's devices among discrete GPUs only; a software or integrated
+            // adapter is reached without --devices.
+            (Some(i), BackendKind::Wgpu) => (
+                format!(" device {i}"),
+                " (--devices counts discrete GPUs; without --devices the default adapter is used)",
+            ),
+            (Some(i), _) => (format!(" device {i}"), ""),
+            (None, _) => (String::new(), ""),
         };
-        anyhow::anyhow!("--backend {kind}{which}: no usable device ({e}); {hint}")
+        anyhow::anyhow!("--backend {kind}{which}: no usable device ({e}); {hint}{counts}")
     })
 }
 
