@@ -32,8 +32,10 @@ fn main() -> ExitCode {
     match alexnet_train::cli::run(invocation) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the error and its causes, joined.
+            // One line: the error and its causes, joined; control characters of file names
+            // (ANSI escapes) escaped.
             let message = format!("{err:#}").replace('\n', " ");
+            let message = alexnet_model::files::escape_control(&message);
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
