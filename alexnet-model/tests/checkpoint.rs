@@ -710,3 +710,27 @@ fn pickle_and_zip_limits_are_one_line_errors() {
         "{text}"
     );
 }
+
+/// A FIFO or a device given as weights is refused before it is opened (opening a FIFO would
+/// wait for a writer), in one line naming the path and what it is.
+#[cfg(unix)]
+#[test]
+fn weights_that_are_not_regular_files_are_refused_without_waiting() {
+    let fifo = Temp::new("pipe.pth");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (path, kind) in [
+        (fifo.0.clone(), "is a FIFO (named pipe), not a regular file"),
+        (
+            PathBuf::from("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+        (std::env::temp_dir(), "is a directory, not a regular file"),
+    ] {
+        let text = message(read_state_dict(&path), &path);
+        assert!(text.contains(kind), "{text}");
+    }
+}

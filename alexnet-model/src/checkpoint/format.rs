@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{file_error, WeightFormat};
 use crate::error::AlexNetError;
-use crate::files::open_regular_file;
+use crate::files::{describe_kind, open_regular_file};
 
 /// The pickled magic number that starts a legacy PyTorch file:
 /// `PROTO 2, LONG1 10 bytes 0x1950a86a20f9469cfc6c, STOP`.
@@ -17,6 +17,11 @@ const LEGACY_MAGIC: [u8; 15] = [
 /// The file's format, decided by its first bytes (the extension is not consulted).
 pub fn detect_format(path: &Path) -> Result<WeightFormat, AlexNetError> {
     // A FIFO, device or directory is refused before anything is read.
+    let metadata = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+    if !metadata.is_file() {
+        let kind = describe_kind(&metadata);
+        return Err(file_error(path, format!("is {kind}, not a regular file")));
+    }
     let (mut file, len) = open_regular_file(path)?;
     if len == 0 {
         return Err(file_error(path, "empty file"));
