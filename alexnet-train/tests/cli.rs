@@ -322,3 +322,35 @@ fn hostile_sizes_and_files_are_refused() {
     );
     let _ = std::fs::remove_dir_all(tmp);
 }
+
+/// `--weights` holding a NaN: a warning naming the tensor and count, or under
+/// `--strict-weights` one error line.
+#[test]
+fn non_finite_initial_weights_warn_or_fail_under_strict_weights() {
+    let tmp = temp_dir("cli-nan-weights");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/weights/tv.safetensors"
+    );
+    let mut bytes = std::fs::read(source).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    // The data section's first value (whichever tensor starts it) becomes NaN.
+    bytes[8 + header..8 + header + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let weights = tmp.join("nan.safetensors");
+    std::fs::write(&weights, bytes).unwrap();
+    let weights = weights.display().to_string();
+    let args = ["--weights", weights.as_str(), "--epochs", "1", "--quiet"];
+    fails_with(
+        &[&args[..], &["--strict-weights"]].concat(),
+        &tmp,
+        "nan.safetensors: NaN or infinite values in 1 tensor: `",
+    );
+    // Without it: the warning, then (these are torchvision-layout weights for the default
+    // cifar run) the shape error.
+    let out = alexnet_train(&args, &tmp);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("warning: ") && stderr.contains("NaN or infinite values in 1 tensor"),
+        "{stderr}"
+    );
+}

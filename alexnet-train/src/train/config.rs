@@ -194,6 +194,9 @@ pub struct TrainConfig {
     /// reads); fc8 is re-initialised when the class count differs.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Refuse --weights holding NaN or infinite values (default: a warning naming them).
+    #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
+    pub strict_weights: bool,
     /// Train only fc6..fc8, keeping conv1..conv5 as loaded (with --weights).
     #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
     pub freeze_features: bool,

@@ -29,9 +29,14 @@ pub fn save_burn<B: Backend>(model: &AlexNet<B>, path: &Path) -> Result<()> {
 /// Loads initial weights for fine-tuning from any file `alexnet-infer` reads (PyTorch
 /// `.pth`, safetensors, Burn `.bpk`; torchvision or Caffe key names). When fc8's class count
 /// differs from the model's, fc8 keeps its fresh initialisation and every other layer is
-/// loaded; anything else that does not fit is an error naming the key and both shapes.
-pub fn load_initial<B: Backend>(model: AlexNet<B>, path: &Path) -> Result<(AlexNet<B>, bool)> {
-    let mut dict = read_checked(path, false)?.state_dict;
+/// loaded; anything else that does not fit is an error naming the key and both shapes. NaN
+/// or infinite values are a warning, or an error when `strict` (`--strict-weights`).
+pub fn load_initial<B: Backend>(
+    model: AlexNet<B>,
+    path: &Path,
+    strict: bool,
+) -> Result<(AlexNet<B>, bool)> {
+    let mut dict = read_checked(path, strict)?.state_dict;
     let layout = detect_layout(&dict).with_context(|| format!("{}", path.display()))?;
     // fc8's weight and bias: the network's last two parameters.
     let parameters = model.config().parameters()?;

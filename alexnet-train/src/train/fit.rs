@@ -252,7 +252,7 @@ impl<'a, B: AlexNetAutodiffBackend> Run<'a, B> {
             s
         } else {
             if let Some(path) = &config.weights {
-                let (m, replaced) = export::load_initial(model, path)?;
+                let (m, replaced) = export::load_initial(model, path, config.strict_weights)?;
                 model = m;
                 if replaced {
                     say(format!(
