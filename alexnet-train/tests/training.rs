@@ -296,7 +296,7 @@ fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
             .init::<B>(&device)
     };
     let (model, replaced) =
-        train::export::load_initial(fresh(), &base.run_dir.join("model.bpk")).unwrap();
+        train::export::load_initial(fresh(), &base.run_dir.join("model.bpk"), false).unwrap();
     assert!(!replaced);
     assert_eq!(model.state_dict(KeyLayout::Sequential), expected);
     // Loaded parameters still train (require gradients on the autodiff backend).
@@ -310,7 +310,7 @@ fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
         .with_hidden(32)
         .init::<B>(&device);
     let (model, replaced) =
-        train::export::load_initial(five, &base.run_dir.join("model.safetensors")).unwrap();
+        train::export::load_initial(five, &base.run_dir.join("model.safetensors"), false).unwrap();
     assert!(replaced);
     let dict = model.state_dict(KeyLayout::Sequential);
     assert_eq!(dict["features.0.weight"], expected["features.0.weight"]);
@@ -320,7 +320,7 @@ fn fine_tuning_reads_burnpack_and_replaces_a_head_of_another_size() {
         .with_widths([16, 16, 16, 16, 16])
         .with_hidden(32)
         .init::<B>(&device);
-    let err = train::export::load_initial(wide, &base.run_dir.join("model.safetensors"))
+    let err = train::export::load_initial(wide, &base.run_dir.join("model.safetensors"), false)
         .expect_err("shape mismatch");
     let message = format!("{err:#}");
     assert!(
