@@ -624,16 +624,12 @@ fn control_characters_in_file_names_are_escaped_in_text_output() {
     std::fs::copy(repo("fixtures/preprocess/landscape.png"), dir.join(name)).unwrap();
     let weights = repo("fixtures/weights/tv.safetensors");
     let path = dir.join(name);
-    let out = infer(&[
-        "classify",
-        "--weights",
-        &weights,
-        "--backend",
-        "ndarray",
-        "--top-k",
-        "1",
-        path.to_str().unwrap(),
-    ]);
+    let path = path.to_str().unwrap();
+    let classify = |flags: &[&str]| {
+        let common = ["classify", "--weights", &weights, "--backend", "ndarray"];
+        infer(&[&common[..], flags, &[path]].concat())
+    };
+    let out = classify(&["--top-k", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(!text.contains('\u{1b}'), "{text:?}");
@@ -643,16 +639,7 @@ fn control_characters_in_file_names_are_escaped_in_text_output() {
         2,
         "one path line and one class: {text}"
     );
-    let out = infer(&[
-        "classify",
-        "--weights",
-        &weights,
-        "--backend",
-        "ndarray",
-        "--format",
-        "json",
-        path.to_str().unwrap(),
-    ]);
+    let out = classify(&["--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);

@@ -563,21 +563,16 @@ fn full_size_torchvision() {
 /// fall (`archive/é234.pkl`, which once sliced a `String` mid-character) is no panic.
 #[test]
 fn zip_entry_names_with_multibyte_characters() {
-    use std::io::Write;
-    let original = weights("tv.pth");
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&original).unwrap()).unwrap();
-    let file = Temp::new("multibyte.pth");
-    let mut out = zip::ZipWriter::new(std::fs::File::create(&file.0).unwrap());
-    for i in 0..archive.len() {
-        out.raw_copy_file(archive.by_index_raw(i).unwrap()).unwrap();
-    }
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    out.start_file("archive/é234.pkl", stored).unwrap();
-    out.write_all(b"\x80\x02}q\x00.").unwrap(); // an empty dict
-    out.finish().unwrap();
+    let file = tv_with_entries(
+        "multibyte.pth",
+        &[(
+            "archive/é234.pkl",
+            b"\x80\x02}q\x00.".to_vec(), // an empty dict
+            zip::CompressionMethod::Stored,
+        )],
+    );
     let dict = read_state_dict(&file.0).unwrap();
-    assert_eq!(dict, read_state_dict(&original).unwrap());
+    assert_eq!(dict, read_state_dict(&weights("tv.pth")).unwrap());
 }
 
 fn view_fixture(name: &str) -> PathBuf {

@@ -4,17 +4,6 @@ mod common;
 
 use common::*;
 
-const TINY: [&str; 8] = [
-    "--widths",
-    "8,16,16,16,16",
-    "--hidden",
-    "32",
-    "--batch-size",
-    "16",
-    "--quiet",
-    "--epochs",
-];
-
 #[test]
 fn trains_a_cifar_folder_end_to_end_and_resumes() {
     let _lock = train_lock();

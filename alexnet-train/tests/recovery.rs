@@ -8,17 +8,6 @@ use std::path::Path;
 
 use common::*;
 
-const TINY: [&str; 8] = [
-    "--widths",
-    "8,16,16,16,16",
-    "--hidden",
-    "32",
-    "--batch-size",
-    "16",
-    "--quiet",
-    "--epochs",
-];
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

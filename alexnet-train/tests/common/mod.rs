@@ -9,6 +9,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use alexnet_train::data::source::{InMemory, Splits};
 use alexnet_train::train::TrainConfig;
 
+/// Flags of a tiny, quiet command-line run; the epoch count comes next.
+pub const TINY: [&str; 8] = [
+    "--widths",
+    "8,16,16,16,16",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--epochs",
+];
+
 /// Burn's CPU backends keep one global generator (initialisation, dropout): tests that train
 /// take this lock so that a parallel test cannot reseed it in the middle of a run.
 pub fn train_lock() -> MutexGuard<'static, ()> {
