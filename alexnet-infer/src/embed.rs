@@ -58,7 +58,9 @@ impl BackendJob for Embed<'_> {
     fn run<B: AlexNetBackend>(self, device: B::Device) -> Result<Embedded> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
-        let preprocessing = args.preprocess.preprocessing(model.config().variant)?;
+        let preprocessing = args
+            .preprocess
+            .apply(args.weights.default_preprocessing(model.config().variant))?;
         check_batch_memory(model.config(), &preprocessing, args.batch_size, 1)?;
         let (mut paths, mut features, mut width, mut failed) = (vec![], vec![], 0, 0);
         let bar = progress(self.images.len(), "embedding");

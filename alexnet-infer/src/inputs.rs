@@ -12,8 +12,10 @@ use alexnet_model::memory::check_views;
 use alexnet_model::preprocess::{load_rgb_checked, Preprocessing, CIFAR_MEAN, CIFAR_STD};
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::AlexNet;
+#[cfg(feature = "pretrained")]
+use alexnet_model::{AlexNetWeights, WeightsSpec};
 use alexnet_model::{AlexNetConfig, AlexNetError, Variant};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::Format;
 use burn::tensor::backend::Backend;
@@ -23,12 +25,23 @@ use image::RgbImage;
 
 use alexnet_common::args::{parse_backend, parse_variant};
 
-/// `--weights`, `--variant`, `--backend`.
+/// `--weights` or `--pretrained`, `--variant`, `--backend`.
 #[derive(Args, Debug, Clone)]
 pub struct WeightArgs {
-    /// Weight file: PyTorch .pth/.pt (zip or legacy), safetensors or Burn's format.
-    #[arg(long)]
-    pub weights: PathBuf,
+    /// Weight file: PyTorch .pth/.pt (zip or legacy), safetensors, Burn's format or Caffe's
+    /// .caffemodel.
+    #[cfg_attr(
+        feature = "pretrained",
+        arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")
+    )]
+    #[cfg_attr(not(feature = "pretrained"), arg(long, required = true))]
+    pub weights: Option<PathBuf>,
+    /// ImageNet weights by name, downloaded into the cache on first use and verified:
+    /// torchvision (torchvision variant) or caffe (bvlc_alexnet in the paper variant). The
+    /// preprocessing and labels come with them.
+    #[cfg(feature = "pretrained")]
+    #[arg(long, value_parser = parse_pretrained, conflicts_with = "variant")]
+    pub pretrained: Option<AlexNetWeights>,
     /// paper, torchvision or cifar (default: detected from the weights' shapes).
     #[arg(long, value_parser = parse_variant)]
     pub variant: Option<Variant>,
@@ -40,6 +53,12 @@ pub struct WeightArgs {
     pub strict_weights: bool,
 }
 
+/// `--pretrained`: a name of [`AlexNetWeights`].
+#[cfg(feature = "pretrained")]
+fn parse_pretrained(name: &str) -> Result<AlexNetWeights, String> {
+    AlexNetWeights::parse(name).map_err(|e| e.to_string())
+}
+
 impl WeightArgs {
     /// The chosen backend, or the default one.
     pub fn backend(&self) -> Result<BackendKind> {
@@ -49,12 +68,45 @@ impl WeightArgs {
         }
     }
 
-    /// Loads the weights into a model on `B`, within the chosen backend's buffer limit.
+    /// The named pretrained weights' description, if `--pretrained` was given.
+    #[cfg(feature = "pretrained")]
+    fn spec(&self) -> Option<WeightsSpec> {
+        self.pretrained.map(AlexNetWeights::spec)
+    }
+
+    /// Loads the weights into a model on `B`, within the chosen backend's buffer limit:
+    /// `--pretrained` from the cache (downloaded and verified first if needed), or the file.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>> {
         let limit = self.backend()?.max_param_bytes();
-        let checkpoint = read_checked(&self.weights, self.strict_weights)?;
+        #[cfg(feature = "pretrained")]
+        if let Some(spec) = self.spec() {
+            let path = spec.fetch(true)?;
+            return Ok(spec.load(&path, limit, device)?);
+        }
+        let path = self
+            .weights
+            .as_ref()
+            .context("--weights is required (or --pretrained)")?;
+        let checkpoint = read_checked(path, self.strict_weights)?;
         let model = checkpoint.into_model::<B>(self.variant, limit, device);
-        Ok(model.map_err(|e| e.in_file(&self.weights))?)
+        Ok(model.map_err(|e| e.in_file(path))?)
+    }
+
+    /// The preprocessing the weights expect before flags change it: the pretrained entry's,
+    /// else torchvision's (CIFAR's statistics at 32×32 for a cifar network).
+    pub fn default_preprocessing(&self, variant: Variant) -> Preprocessing {
+        #[cfg(feature = "pretrained")]
+        if let Some(spec) = self.spec() {
+            return spec.preprocessing;
+        }
+        let mut p = Preprocessing::default();
+        if variant == Variant::Cifar {
+            p.resize = 32;
+            p.crop = 32;
+            p.mean = CIFAR_MEAN;
+            p.std = CIFAR_STD;
+        }
+        p
     }
 }
 
@@ -96,19 +148,24 @@ impl ReportArgs {
     }
 }
 
-/// `--resize`, `--crop`, `--mean`, `--std`: torchvision's inference transform by default.
+/// `--resize`, `--crop`, `--mean`, `--std`: by default the transform the weights expect
+/// ([`WeightArgs::default_preprocessing`]).
 #[derive(Args, Debug, Clone)]
 pub struct PreprocessArgs {
-    /// Resize the shorter side to this many pixels (default 256; 32 for cifar weights).
+    /// Resize the shorter side to this many pixels (default 256; 32 for cifar weights; both
+    /// sides for --pretrained caffe).
     #[arg(long)]
     pub resize: Option<usize>,
-    /// Then take the central square of this side (default 224; 32 for cifar weights).
+    /// Then take the central square of this side (default 224; 32 for cifar weights; 227 for
+    /// --pretrained caffe).
     #[arg(long)]
     pub crop: Option<usize>,
-    /// Per-channel mean, `R,G,B` (default ImageNet's 0.485,0.456,0.406).
+    /// Per-channel mean, `R,G,B` (default ImageNet's 0.485,0.456,0.406; for --pretrained
+    /// caffe `B,G,R` on 0-255 values, 104,117,123).
     #[arg(long, value_parser = parse_triple)]
     pub mean: Option<[f32; 3]>,
-    /// Per-channel standard deviation, `R,G,B` (default ImageNet's 0.229,0.224,0.225).
+    /// Per-channel standard deviation, `R,G,B` (default ImageNet's 0.229,0.224,0.225; 1,1,1
+    /// for --pretrained caffe).
     #[arg(long, value_parser = parse_triple)]
     pub std: Option<[f32; 3]>,
     /// Refuse a truncated image (a JPEG without its end) as unreadable, instead of warning
@@ -118,15 +175,9 @@ pub struct PreprocessArgs {
 }
 
 impl PreprocessArgs {
-    /// The transform for a model of `variant`: flags override the variant's defaults.
-    pub fn preprocessing(&self, variant: Variant) -> Result<Preprocessing> {
-        let mut p = Preprocessing::default();
-        if variant == Variant::Cifar {
-            p.resize = 32;
-            p.crop = 32;
-            p.mean = CIFAR_MEAN;
-            p.std = CIFAR_STD;
-        }
+    /// `defaults` with the flags given applied, validated.
+    pub fn apply(&self, defaults: Preprocessing) -> Result<Preprocessing> {
+        let mut p = defaults;
         p.resize = self.resize.unwrap_or(p.resize);
         p.crop = self.crop.unwrap_or(p.crop);
         p.mean = self.mean.unwrap_or(p.mean);

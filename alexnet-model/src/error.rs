@@ -77,6 +77,10 @@ pub enum AlexNetError {
     /// unsupported dtype, I/O errors.
     #[error("{0}")]
     Weights(String),
+    /// A download that failed: connection, HTTP status, cut-off transfer, checksum mismatch,
+    /// or a cache folder that cannot be written. One line naming the URL or path.
+    #[error("{0}")]
+    Download(String),
     /// An error about the weight file at `path`.
     #[error("{}: {error}", path.display())]
     File {

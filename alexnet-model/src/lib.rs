@@ -40,10 +40,15 @@
 //! `ops` (the backend extension) ← `model`;
 //! `layers` ← `memory` (batch memory estimates); `files` (regular files within a size limit)
 //! ← `preprocess`, `labels`; `tensor` (host tensors), `device` and `error` stand alone.
+//! `download` (feature `download`: verified downloads and the cache folder) ← `pretrained`
+//! (feature `pretrained`: [`pretrained::AlexNetWeights`], torchvision's and Caffe's ImageNet
+//! weights by name, which also needs `checkpoint` and `preprocess`).
 
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod error;
 pub mod files;
 pub mod labels;
@@ -51,6 +56,8 @@ pub mod layers;
 pub mod memory;
 pub mod model;
 pub mod ops;
+#[cfg(feature = "pretrained")]
+pub mod pretrained;
 pub mod preprocess;
 pub mod tensor;
 pub mod weights;
@@ -60,4 +67,6 @@ pub use error::AlexNetError;
 pub use files::{check_regular_file, read_regular_file};
 pub use layers::KeyLayout;
 pub use model::{AlexNet, FeatureLayer};
+#[cfg(feature = "pretrained")]
+pub use pretrained::{AlexNetWeights, WeightsSpec};
 pub use ops::{AlexNetAutodiffBackend, AlexNetBackend};

@@ -38,25 +38,64 @@ pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 use crate::tensor::HostTensor;
 
-/// torchvision's inference transform, with each step configurable.
+/// torchvision's inference transform, with each step configurable (and Caffe's, see
+/// [`caffe`](Self::caffe)).
 ///
 /// Call [`validate`](Self::validate) on values that come from a user: the methods do not
 /// check them (a crop larger than the image is zero-padded, as torchvision pads it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessing {
-    /// Length the shorter side is resized to (torchvision `Resize(256)`).
+    /// Length the shorter side is resized to (torchvision `Resize(256)`), or both sides with
+    /// [`ResizeMode::Square`].
     pub resize: usize,
     /// Side of the square center crop (torchvision `CenterCrop(224)`).
     pub crop: usize,
-    /// Per-channel mean (R, G, B) subtracted after scaling to `[0, 1]`.
+    /// Per-channel mean, in [`channel_order`](Self::channel_order) and
+    /// [`pixel_range`](Self::pixel_range), subtracted first.
     pub mean: [f32; 3],
-    /// Per-channel standard deviation (R, G, B) divided by after subtracting the mean.
+    /// Per-channel standard deviation (same order) divided by after subtracting the mean.
     pub std: [f32; 3],
+    /// How the image is resized before cropping.
+    pub resize_mode: ResizeMode,
+    /// The order of the channels the network expects.
+    pub channel_order: ChannelOrder,
+    /// The range pixel values are expressed in before normalising.
+    pub pixel_range: PixelRange,
+}
+
+/// How [`Preprocessing::resize`] resizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResizeMode {
+    /// The shorter side to `resize`, keeping the aspect ratio (torchvision `Resize(256)`).
+    #[default]
+    ShorterSide,
+    /// Both sides to `resize`, ignoring the aspect ratio (Caffe's `256×256` ImageNet images).
+    Square,
+}
+
+/// The order of the three channels in the network's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelOrder {
+    /// Red, green, blue (PyTorch, torchvision).
+    #[default]
+    Rgb,
+    /// Blue, green, red (Caffe, which reads images with OpenCV).
+    Bgr,
+}
+
+/// The range 8-bit pixel values are mapped to before the mean is subtracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PixelRange {
+    /// `v / 255` (torchvision's `ToTensor`).
+    #[default]
+    Unit,
+    /// `v` itself, 0–255 (Caffe, whose mean pixel is `(104, 117, 123)` in BGR).
+    Byte,
 }
 
 impl Default for Preprocessing {
     /// torchvision's ImageNet values: resize 256, crop 224, mean (0.485, 0.456, 0.406),
-    /// std (0.229, 0.224, 0.225).
+    /// std (0.229, 0.224, 0.225), RGB in `[0, 1]`.
     fn default() -> Self {
         // Python floats rounded to f32, as `torch.as_tensor(mean, dtype=float32)` does.
         Self {
@@ -64,6 +103,26 @@ impl Default for Preprocessing {
             crop: 224,
             mean: [0.485_f64 as f32, 0.456_f64 as f32, 0.406_f64 as f32],
             std: [0.229_f64 as f32, 0.224_f64 as f32, 0.225_f64 as f32],
+            resize_mode: ResizeMode::ShorterSide,
+            channel_order: ChannelOrder::Rgb,
+            pixel_range: PixelRange::Unit,
+        }
+    }
+}
+
+impl Preprocessing {
+    /// Caffe's ImageNet inference transform for `bvlc_alexnet`: resize to 256×256, center
+    /// crop 227, BGR, 0–255 values minus the mean pixel (104, 117, 123), no scaling (the
+    /// resize uses Pillow's bilinear filter, where Caffe's Python interface uses scikit-image's).
+    pub fn caffe() -> Self {
+        Self {
+            resize: 256,
+            crop: 227,
+            mean: [104.0, 117.0, 123.0],
+            std: [1.0; 3],
+            resize_mode: ResizeMode::Square,
+            channel_order: ChannelOrder::Bgr,
+            pixel_range: PixelRange::Byte,
         }
     }
 }
@@ -72,7 +131,7 @@ impl Default for Preprocessing {
 /// 8,700×5,800). Checked from the file's header, before any pixel is decoded.
 pub const MAX_IMAGE_SIDE: u32 = 32_768;
 
-/// The most pixels an image may hold, decoded or after [`Preprocessing::resize_shorter`]:
+/// The most pixels an image may hold, decoded or after [`Preprocessing::resize`]:
 /// 100,000,000 (300 MB as 8-bit RGB).
 pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 
@@ -276,10 +335,13 @@ impl Preprocessing {
         Ok(())
     }
 
-    /// The `(width, height)` [`resize_shorter`](Self::resize_shorter) gives a `w`×`h` image
-    /// (in `u64`, so that no size overflows).
+    /// The `(width, height)` [`resize`](Self::resize) gives a `w`×`h` image (in `u64`, so
+    /// that no size overflows).
     pub fn resized_size(&self, w: u32, h: u32) -> (u64, u64) {
         let (w, h, resize) = (w as u64, h as u64, self.resize as u64);
+        if self.resize_mode == ResizeMode::Square {
+            return (resize, resize);
+        }
         let (short, long) = (w.min(h), w.max(h));
         if short == 0 || short == resize {
             return (w, h);
@@ -292,7 +354,7 @@ impl Preprocessing {
         }
     }
 
-    /// Refuses a `w`×`h` image whose resized copy ([`resize_shorter`](Self::resize_shorter))
+    /// Refuses a `w`×`h` image whose resized copy ([`resize`](Self::resize))
     /// would hold more than [`MAX_IMAGE_PIXELS`]: a very long, thin image (20,000×1 resized to
     /// 256 on its shorter side is 5,120,000×256). Call it before resizing; the error names
     /// both sizes and the limit (the caller adds the file).
@@ -307,6 +369,18 @@ impl Preprocessing {
             )));
         }
         Ok(())
+    }
+
+    /// Resizes as [`resize_mode`](Self::resize_mode) says: [`resize_shorter`](Self::resize_shorter)
+    /// or both sides to `resize` with the same filter.
+    pub fn resize(&self, img: &RgbImage) -> RgbImage {
+        match self.resize_mode {
+            ResizeMode::ShorterSide => self.resize_shorter(img),
+            ResizeMode::Square if img.dimensions() == (self.resize as u32, self.resize as u32) => {
+                img.clone()
+            }
+            ResizeMode::Square => resample_bilinear(img, self.resize, self.resize),
+        }
     }
 
     /// Resizes so that the shorter side is `self.resize`, like torchvision's `Resize(256)` on
@@ -345,18 +419,25 @@ impl Preprocessing {
     }
 
     /// torchvision's `ToTensor` then `Normalize`: `[3, H, W]` (CHW) with
-    /// `(x / 255 - mean[c]) / std[c]`, computed in `f32` as PyTorch does.
+    /// `(x / 255 - mean[c]) / std[c]`, computed in `f32` as PyTorch does; with
+    /// [`PixelRange::Byte`] `x` itself, with [`ChannelOrder::Bgr`] the channels reversed.
     pub fn normalize(&self, img: &RgbImage) -> HostTensor {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw = img.as_raw();
         let mut values = Vec::with_capacity(3 * h * w);
         for c in 0..3 {
-            values.extend(
-                raw[c..]
-                    .iter()
-                    .step_by(3)
-                    .map(|&v| (v as f32 / 255.0 - self.mean[c]) / self.std[c]),
-            );
+            let source = match self.channel_order {
+                ChannelOrder::Rgb => c,
+                ChannelOrder::Bgr => 2 - c,
+            };
+            let (mean, std) = (self.mean[c], self.std[c]);
+            let pixels = raw[source..].iter().step_by(3);
+            match self.pixel_range {
+                PixelRange::Unit => {
+                    values.extend(pixels.map(|&v| (v as f32 / 255.0 - mean) / std));
+                }
+                PixelRange::Byte => values.extend(pixels.map(|&v| (v as f32 - mean) / std)),
+            }
         }
         HostTensor {
             shape: vec![3, h, w],
@@ -364,20 +445,20 @@ impl Preprocessing {
         }
     }
 
-    /// The inference view: [`resize_shorter`](Self::resize_shorter), then
+    /// The inference view: [`resize`](Self::resize), then
     /// [`center_crop`](Self::center_crop), then [`normalize`](Self::normalize):
     /// `[3, crop, crop]`.
     pub fn center_view(&self, img: &RgbImage) -> HostTensor {
-        self.normalize(&self.center_crop(&self.resize_shorter(img)))
+        self.normalize(&self.center_crop(&self.resize(img)))
     }
 
     /// The paper's ten test views, in torchvision's `TenCrop` order: of the resized image
-    /// ([`resize_shorter`](Self::resize_shorter)) the top-left, top-right, bottom-left,
+    /// ([`resize`](Self::resize)) the top-left, top-right, bottom-left,
     /// bottom-right and center crops, then the same five crops of the horizontally mirrored
     /// resized image (so view 5 is the mirror of view 1, view 6 of view 0). Ten `[3, crop,
     /// crop]` tensors.
     pub fn ten_crop(&self, img: &RgbImage) -> Vec<HostTensor> {
-        let resized = self.resize_shorter(img);
+        let resized = self.resize(img);
         let mirrored = image::imageops::flip_horizontal(&resized);
         [resized, mirrored]
             .iter()

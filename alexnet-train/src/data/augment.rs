@@ -119,6 +119,7 @@ impl Transform {
             crop: self.crop,
             mean: self.mean,
             std: self.std,
+            ..Preprocessing::default()
         }
     }
 
