@@ -1,0 +1,211 @@
+//! Pretrained weights by name without the internet: a local HTTP server serves a tiny
+//! torchvision-layout `.pth` (`fixtures/weights/tv.pth`, written by PyTorch) under a test-only
+//! [`WeightsSpec`] whose SHA-256 prefix is that file's, and the download, cache, verification
+//! and loading paths run as they do for `AlexNetWeights::TorchvisionImagenet1kV1`.
+
+#[path = "../../alexnet-common/tests/support/http_server.rs"]
+mod http_server;
+
+use std::path::{Path, PathBuf};
+
+use alexnet_model::download::{fetch, Checksum, RemoteFile};
+use alexnet_model::labels::Labels;
+use alexnet_model::preprocess::Preprocessing;
+use alexnet_model::tensor::HostTensor;
+use alexnet_model::weights::read_safetensors;
+use alexnet_model::{AlexNetConfig, WeightsSpec};
+use burn::backend::NdArray;
+use burn::tensor::{Tensor, TensorData};
+use http_server::{closed_url, Reply, Server};
+
+/// `sha256sum fixtures/weights/tv.pth` (run when the fixture was written; a regenerated
+/// fixture needs the new digest here).
+const TV_SHA256: &str = "b7b700519112f841b40792adb00504895aa69e2b22bf0c0e4f73f44f4507e606";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/weights").join(name)
+}
+
+/// The file name carries the digest's first 8 digits, as torch hub's names do.
+fn file_name() -> String {
+    format!("tv-{}.pth", &TV_SHA256[..8])
+}
+
+/// A test-only entry for the tiny torchvision network of `tv.pth`, fetched from `url`.
+fn spec(url: String) -> WeightsSpec {
+    WeightsSpec {
+        name: "tiny",
+        file: RemoteFile {
+            url,
+            file_name: file_name(),
+            checksum: Checksum::Sha256(TV_SHA256[..8].into()),
+            size: None,
+        },
+        config: AlexNetConfig::torchvision(10)
+            .with_widths([4, 8, 8, 8, 4])
+            .with_hidden(16),
+        preprocessing: Preprocessing::default(),
+        categories: Labels::parse("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n", "test").unwrap(),
+        acc1: 0.0,
+        acc5: 0.0,
+        parameters: 0,
+        gflops: 0.0,
+        file_size_mib: 0.0,
+        source: "test",
+    }
+}
+
+/// A fresh, empty cache folder, removed when dropped.
+struct CacheDir(PathBuf);
+
+impl CacheDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "alexnet-pretrained-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    /// The names of the files in the folder, sorted (hidden temporary files included).
+    fn listing(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// PyTorch's logits of the tiny torchvision network for the fixture script's 63×63 input
+/// x[i] = ((((i·2654435761) mod 2³²) >> 24) − 128) / 64.
+fn pytorch_logits() -> HostTensor {
+    let bytes = std::fs::read(fixture("reference.safetensors")).unwrap();
+    read_safetensors(&bytes).unwrap().0["logits_torchvision"].clone()
+}
+
+fn formula_input(side: usize) -> Tensor<NdArray, 4> {
+    let values: Vec<f32> = (0..(3 * side * side) as u64)
+        .map(|i| ((((i * 2_654_435_761) % (1 << 32)) >> 24) as f32 - 128.0) / 64.0)
+        .collect();
+    Tensor::from_data(
+        TensorData::new(values, [1, 3, side, side]),
+        &Default::default(),
+    )
+}
+
+fn served_file() -> Vec<u8> {
+    std::fs::read(fixture("tv.pth")).unwrap()
+}
+
+#[test]
+fn a_named_entry_is_downloaded_once_verified_and_gives_pytorchs_logits() {
+    let route = format!("/models/{}", file_name());
+    let server = Server::start(&route, Reply::Body(served_file()));
+    let cache = CacheDir::new("once");
+    let spec = spec(server.url(&route));
+
+    let path = fetch(&spec.file, &cache.0, false).unwrap();
+    assert_eq!(path, cache.0.join(file_name()));
+    assert_eq!(cache.listing(), vec![file_name()]);
+    let model = spec.load::<NdArray>(&path, None, &Default::default()).unwrap();
+    let logits = HostTensor::from_tensor(model.forward(formula_input(63)));
+    let expected = pytorch_logits();
+    assert_eq!(logits.shape, expected.shape);
+    let diff = logits
+        .values
+        .iter()
+        .zip(&expected.values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff <= 1e-4, "logits differ from PyTorch's by {diff}");
+
+    // Reused from the cache: no second request.
+    assert_eq!(fetch(&spec.file, &cache.0, false).unwrap(), path);
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_replaced_by_a_fresh_download() {
+    let route = format!("/{}", file_name());
+    let server = Server::start(&route, Reply::Body(served_file()));
+    let cache = CacheDir::new("corrupt");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    std::fs::write(cache.0.join(file_name()), b"half a file").unwrap();
+
+    let path = fetch(&spec(server.url(&route)).file, &cache.0, false).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), served_file());
+    assert_eq!(server.requests(), 1);
+    assert_eq!(cache.listing(), vec![file_name()]);
+}
+
+/// Every failure is one line naming the URL and leaves nothing in the cache.
+#[test]
+fn failed_downloads_leave_the_cache_clean() {
+    let route = format!("/{}", file_name());
+    let file = served_file();
+    let mut wrong = file.clone();
+    wrong[100] ^= 1;
+    let cases = [
+        (Reply::Body(wrong), "SHA-256 checksum mismatch"),
+        (
+            Reply::Truncated {
+                body: file[..1000].to_vec(),
+                claimed: file.len(),
+            },
+            "truncated transfer: received 1000",
+        ),
+        (Reply::NotFound, "HTTP 404"),
+    ];
+    for (reply, expected) in cases {
+        let server = Server::start(&route, reply);
+        let cache = CacheDir::new("fail");
+        let url = server.url(&route);
+        let err = fetch(&spec(url.clone()).file, &cache.0, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected) && err.contains(&url), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        assert!(cache.listing().is_empty(), "{expected}: {:?}", cache.listing());
+    }
+
+    // Offline: where to put the file by hand, with its digest.
+    let cache = CacheDir::new("offline");
+    let url = closed_url(&route);
+    let err = fetch(&spec(url.clone()).file, &cache.0, false)
+        .unwrap_err()
+        .to_string();
+    let by_hand = format!(
+        "place the file (SHA-256 {}) at {}",
+        &TV_SHA256[..8],
+        cache.0.join(file_name()).display()
+    );
+    assert!(err.contains(&url) && err.contains(&by_hand), "{err}");
+    assert!(cache.listing().is_empty(), "{:?}", cache.listing());
+}
+
+/// A verified file that is not the entry's network is refused, not loaded into another one.
+#[test]
+fn weights_of_another_network_are_refused() {
+    let mut spec = spec(String::new());
+    spec.config = spec.config.with_hidden(32);
+    let err = spec
+        .load::<NdArray>(&fixture("tv.pth"), None, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tv.pth") && err.contains("not the tiny weights' network"),
+        "{err}"
+    );
+}
