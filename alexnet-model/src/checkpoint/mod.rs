@@ -1,5 +1,5 @@
-//! Weight files: format detection, PyTorch `.pth` (zip and legacy), safetensors and Burn's
-//! format, in and out.
+//! Weight files: format detection, PyTorch `.pth` (zip and legacy), safetensors, Burn's
+//! format and Caffe's `.caffemodel`, in and out.
 //!
 //! Reading turns any supported file into a [`StateDict`] in PyTorch's conventions; the
 //! configuration comes from the file when it stores one (our safetensors and Burn exports do)
@@ -11,6 +11,7 @@
 //! | [`PytorchLegacy`](WeightFormat::PytorchLegacy) (`_use_new_zipfile_serialization=False`) | pickled magic number | yes | no |
 //! | [`Safetensors`](WeightFormat::Safetensors) | 8-byte header length, then `{` | yes | Sequential (torchvision-style) keys + config |
 //! | [`Burn`](WeightFormat::Burn) (Burnpack) | `NRUB` | yes | Caffe keys + config |
+//! | [`Caffe`](WeightFormat::Caffe) (`.caffemodel`, bvlc_alexnet) | no magic: the first protobuf field (`format.rs`) | yes, with the config its layers describe | no |
 //!
 //! Any dtype (f16, bf16, f64, integers) is converted to f32. A `{"state_dict": ...}`,
 //! `{"model_state_dict": ...}` or `{"model": ...}` wrapper is unwrapped (other entries such as
@@ -18,13 +19,15 @@
 //!
 //! Inside: `format` (detection), `pytorch` and `pickle` (`.pth`: a bounded pickle reader that
 //! accepts nothing off the tensor-rebuilding allow-list, and tensors materialised with their
-//! strides and storage offsets, as `torch.load` does), `burnpack` (Burn's format), `fit` (the
-//! configuration a state dict describes).
+//! strides and storage offsets, as `torch.load` does), `burnpack` (Burn's format), `caffe`
+//! (`.caffemodel`: Caffe's protobuf, read into the paper variant with Caffe's input), `fit`
+//! (the configuration a state dict describes).
 //!
-//! Writing `.pth` files is not supported: export safetensors, which PyTorch loads with
-//! `safetensors.torch.load_file`.
+//! Writing `.pth` and `.caffemodel` files is not supported: export safetensors, which
+//! PyTorch loads with `safetensors.torch.load_file`.
 
 mod burnpack;
+mod caffe;
 mod fit;
 mod format;
 mod pickle;
@@ -68,6 +71,9 @@ pub enum WeightFormat {
     Safetensors,
     /// Burn's Burnpack format (see the module docs for what it holds).
     Burn,
+    /// Caffe's `.caffemodel` (a serialized `NetParameter`) of the paper network, such as the
+    /// released `bvlc_alexnet.caffemodel`; read only.
+    Caffe,
 }
 
 impl WeightFormat {
@@ -78,6 +84,7 @@ impl WeightFormat {
             WeightFormat::PytorchLegacy => "PyTorch legacy",
             WeightFormat::Safetensors => "safetensors",
             WeightFormat::Burn => "Burn (Burnpack)",
+            WeightFormat::Caffe => "Caffe .caffemodel",
         }
     }
 }
@@ -89,7 +96,8 @@ pub struct Checkpoint {
     pub format: WeightFormat,
     /// Every tensor, PyTorch conventions, wrapper and `module.` prefix removed.
     pub state_dict: StateDict,
-    /// The configuration stored with the weights (our safetensors and Burn exports).
+    /// The configuration stored with the weights (our safetensors and Burn exports) or
+    /// described by the file's layers (Caffe).
     pub config: Option<AlexNetConfig>,
 }
 
@@ -99,13 +107,15 @@ fn file_error(path: &Path, message: impl std::fmt::Display) -> AlexNetError {
 }
 
 /// The output format an extension asks for: `.pth`/`.pt` (PyTorch zip), `.safetensors`,
-/// `.bpk`/`.burn` (Burn). `None` for anything else.
+/// `.bpk`/`.burn` (Burn), `.caffemodel` (Caffe; [`save_model`] refuses the two read-only
+/// formats). `None` for anything else.
 pub fn format_from_extension(path: &Path) -> Option<WeightFormat> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
         "pth" | "pt" => Some(WeightFormat::PytorchZip),
         "safetensors" => Some(WeightFormat::Safetensors),
         "bpk" | "burn" => Some(WeightFormat::Burn),
+        "caffemodel" => Some(WeightFormat::Caffe),
         _ => None,
     }
 }
@@ -132,6 +142,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, AlexNetError> {
             (dict, config)
         }
         WeightFormat::Burn => burnpack::read_burnpack(path)?,
+        WeightFormat::Caffe => caffe::read_caffemodel(path).map(|(dict, c)| (dict, Some(c)))?,
     };
     let state_dict = unwrap_state_dict(dict);
     if state_dict.is_empty() {
@@ -262,7 +273,7 @@ pub fn load_model<B: Backend>(
 /// Writes `model`'s weights and configuration to `path` in `format`: safetensors with
 /// Sequential (torchvision-style) keys and the configuration's JSON in the metadata
 /// (`alexnet_config`), or Burn's Burnpack format (see the module docs). Writing PyTorch
-/// `.pth` files is not supported.
+/// `.pth` and Caffe files is not supported.
 pub fn save_model<B: Backend>(
     model: &AlexNet<B>,
     path: &Path,
@@ -283,6 +294,10 @@ pub fn save_model<B: Backend>(
             path,
             "writing PyTorch .pth files is not supported: export .safetensors (PyTorch loads \
              it with safetensors.torch.load_file)",
+        )),
+        WeightFormat::Caffe => Err(file_error(
+            path,
+            "writing Caffe .caffemodel files is not supported: export .safetensors or .bpk",
         )),
     }
 }
