@@ -1,7 +1,12 @@
 //! The command-line contracts of `alexnet-infer info` and `bench`, run as a user would.
 
+#[path = "../../alexnet-common/tests/support/http_server.rs"]
+mod http_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use http_server::{closed_url, Reply, Server};
 
 fn infer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alexnet-infer"))
@@ -740,5 +745,132 @@ fn bad_numbers_are_one_line_errors_naming_the_flag() {
             err.starts_with("error: ") && err.contains(needle),
             "{args:?}: {err}"
         );
+    }
+}
+
+/// `alexnet-infer` with the cache folder and mirror variables set (and nothing inherited).
+fn infer_with_cache(args: &[&str], cache: &Path, mirror: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet-infer"))
+        .args(args)
+        .env("ALEXNET_BURN_CACHE", cache)
+        .env("ALEXNET_BURN_MIRROR", mirror)
+        .output()
+        .expect("alexnet-infer runs")
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `--pretrained` through a mirror that serves a file of the right name but the wrong
+/// content, through an unreachable mirror, and over a corrupt cache entry: each is one error
+/// line (after a warning for the corrupt entry), exit 1, and an empty cache folder.
+#[test]
+fn pretrained_weights_are_verified_and_failures_leave_the_cache_clean() {
+    let dir = scratch("pretrained");
+    let image = dir.join("photo.png");
+    write_png(&image, 40, 30);
+    let image = image.display().to_string();
+    let cache = dir.join("cache");
+    let wrong = std::fs::read(repo("fixtures/weights/tv.pth")).unwrap();
+    let cases = [
+        (
+            "torchvision",
+            "alexnet-owt-7be5be79.pth",
+            "SHA-256 checksum mismatch: expected 7be5be79",
+        ),
+        (
+            "caffe",
+            "bvlc_alexnet.caffemodel",
+            "SHA-1 checksum mismatch: expected 9116a64c0fbe4459d18f4bb6b56d647b63920377",
+        ),
+    ];
+    for (name, file, expected) in cases {
+        let server = Server::start(&format!("/{file}"), Reply::Body(wrong.clone()));
+        let args = [
+            "classify",
+            "--pretrained",
+            name,
+            "--backend",
+            "ndarray",
+            &image,
+        ];
+        let out = infer_with_cache(&args, &cache, server.base());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(
+            err.contains(&server.url(&format!("/{file}"))),
+            "{name}: {err}"
+        );
+        assert_eq!(server.requests(), 1);
+        assert!(listing(&cache).is_empty(), "{name}: {:?}", listing(&cache));
+    }
+
+    // Offline, with a corrupt file left in the cache: removed with a warning, then the error
+    // names the URL and where to put the file by hand.
+    let file = "alexnet-owt-7be5be79.pth";
+    std::fs::write(cache.join(file), b"not the weights").unwrap();
+    let offline = closed_url("");
+    let args = ["classify", "--pretrained", "torchvision", &image];
+    let out = infer_with_cache(&args, &cache, &offline);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("warning:") && lines[0].contains("removing it"),
+        "{err}"
+    );
+    let by_hand = format!(
+        "place the file (SHA-256 7be5be79) at {}",
+        cache.join(file).display()
+    );
+    assert!(lines[1].contains(&format!("{offline}/{file}")), "{err}");
+    assert!(lines[1].contains(&by_hand), "{err}");
+    assert!(listing(&cache).is_empty(), "{:?}", listing(&cache));
+}
+
+#[test]
+fn pretrained_names_and_conflicting_flags_are_one_line_errors() {
+    let cases: [&[&str]; 3] = [
+        &["classify", "--pretrained", "vgg", "x.png"],
+        &[
+            "classify",
+            "--pretrained",
+            "caffe",
+            "--weights",
+            "w.pth",
+            "x.png",
+        ],
+        &[
+            "classify",
+            "--pretrained",
+            "caffe",
+            "--variant",
+            "paper",
+            "x.png",
+        ],
+    ];
+    let expected = [
+        "unknown pretrained weights `vgg` (expected torchvision or caffe)",
+        "--weights",
+        "--variant",
+    ];
+    for (args, expected) in cases.iter().zip(expected) {
+        let out = infer(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
