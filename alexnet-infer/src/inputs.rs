@@ -12,9 +12,9 @@ use alexnet_model::memory::check_views;
 use alexnet_model::preprocess::{load_rgb_checked, Preprocessing, CIFAR_MEAN, CIFAR_STD};
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::AlexNet;
+use alexnet_model::{AlexNetConfig, AlexNetError, Variant};
 #[cfg(feature = "pretrained")]
 use alexnet_model::{AlexNetWeights, WeightsSpec};
-use alexnet_model::{AlexNetConfig, AlexNetError, Variant};
 use anyhow::{bail, Context, Result};
 
 use crate::Format;
@@ -32,7 +32,11 @@ pub struct WeightArgs {
     /// .caffemodel.
     #[cfg_attr(
         feature = "pretrained",
-        arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")
+        arg(
+            long,
+            required_unless_present = "pretrained",
+            conflicts_with = "pretrained"
+        )
     )]
     #[cfg_attr(not(feature = "pretrained"), arg(long, required = true))]
     pub weights: Option<PathBuf>,

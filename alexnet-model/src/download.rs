@@ -171,10 +171,7 @@ impl RemoteFile {
         if let Some(size) = self.size.filter(|&size| size != len) {
             return Err(format!("{len} bytes where {size} were expected"));
         }
-        let actual = self
-            .checksum
-            .digest_file(path)
-            .map_err(|e| e.to_string())?;
+        let actual = self.checksum.digest_file(path).map_err(|e| e.to_string())?;
         if self.checksum.matches(&actual) {
             Ok(())
         } else {
@@ -222,7 +219,13 @@ pub fn fetch(file: &RemoteFile, dir: &Path, progress: bool) -> Result<PathBuf, A
     std::fs::create_dir_all(dir).map_err(|e| {
         AlexNetError::Download(format!("cannot create the folder {}: {e}", dir.display()))
     })?;
-    download(&file.source_url(), &path, &file.checksum, file.size, progress)?;
+    download(
+        &file.source_url(),
+        &path,
+        &file.checksum,
+        file.size,
+        progress,
+    )?;
     Ok(path)
 }
 
@@ -330,8 +333,13 @@ pub fn download(
     part.as_file_mut()
         .sync_all()
         .map_err(|e| fail(format!("cannot write {}: {e}", part.path().display())))?;
-    part.persist(dest)
-        .map_err(|e| fail(format!("cannot rename into {}: {}", dest.display(), e.error)))?;
+    part.persist(dest).map_err(|e| {
+        fail(format!(
+            "cannot rename into {}: {}",
+            dest.display(),
+            e.error
+        ))
+    })?;
     Ok(())
 }
 

@@ -56,9 +56,9 @@ pub mod layers;
 pub mod memory;
 pub mod model;
 pub mod ops;
+pub mod preprocess;
 #[cfg(feature = "pretrained")]
 pub mod pretrained;
-pub mod preprocess;
 pub mod tensor;
 pub mod weights;
 
@@ -67,6 +67,6 @@ pub use error::AlexNetError;
 pub use files::{check_regular_file, read_regular_file};
 pub use layers::KeyLayout;
 pub use model::{AlexNet, FeatureLayer};
+pub use ops::{AlexNetAutodiffBackend, AlexNetBackend};
 #[cfg(feature = "pretrained")]
 pub use pretrained::{AlexNetWeights, WeightsSpec};
-pub use ops::{AlexNetAutodiffBackend, AlexNetBackend};

@@ -212,7 +212,10 @@ mod tests {
             assert_eq!(AlexNetWeights::parse(weights.name()), Ok(weights));
         }
         let err = AlexNetWeights::parse("vgg").unwrap_err().to_string();
-        assert!(err.contains("`vgg`") && err.contains("torchvision or caffe"), "{err}");
+        assert!(
+            err.contains("`vgg`") && err.contains("torchvision or caffe"),
+            "{err}"
+        );
     }
 
     /// The published parameter counts (torchvision's documentation, Caffe's model) against
@@ -224,7 +227,10 @@ mod tests {
             spec.config.validate().unwrap();
             let shapes = LayerShapes::compute(&spec.config, spec.config.input_size).unwrap();
             assert_eq!(shapes.total_params(), spec.parameters, "{weights:?}");
-            assert_eq!(spec.preprocessing.crop, spec.config.input_size, "{weights:?}");
+            assert_eq!(
+                spec.preprocessing.crop, spec.config.input_size,
+                "{weights:?}"
+            );
             assert_eq!(spec.categories.len(), spec.config.num_classes);
         }
     }

@@ -23,7 +23,9 @@ use http_server::{closed_url, Reply, Server};
 const TV_SHA256: &str = "b7b700519112f841b40792adb00504895aa69e2b22bf0c0e4f73f44f4507e606";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/weights").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/weights")
+        .join(name)
 }
 
 /// The file name carries the digest's first 8 digits, as torch hub's names do.
@@ -60,10 +62,8 @@ struct CacheDir(PathBuf);
 
 impl CacheDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "alexnet-pretrained-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("alexnet-pretrained-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Self(dir)
     }
@@ -119,7 +119,9 @@ fn a_named_entry_is_downloaded_once_verified_and_gives_pytorchs_logits() {
     let path = fetch(&spec.file, &cache.0, false).unwrap();
     assert_eq!(path, cache.0.join(file_name()));
     assert_eq!(cache.listing(), vec![file_name()]);
-    let model = spec.load::<NdArray>(&path, None, &Default::default()).unwrap();
+    let model = spec
+        .load::<NdArray>(&path, None, &Default::default())
+        .unwrap();
     let logits = HostTensor::from_tensor(model.forward(formula_input(63)));
     let expected = pytorch_logits();
     assert_eq!(logits.shape, expected.shape);
@@ -177,7 +179,11 @@ fn failed_downloads_leave_the_cache_clean() {
             .to_string();
         assert!(err.contains(expected) && err.contains(&url), "{err}");
         assert!(!err.contains('\n'), "{err}");
-        assert!(cache.listing().is_empty(), "{expected}: {:?}", cache.listing());
+        assert!(
+            cache.listing().is_empty(),
+            "{expected}: {:?}",
+            cache.listing()
+        );
     }
 
     // Offline: where to put the file by hand, with its digest.

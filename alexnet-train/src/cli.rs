@@ -154,8 +154,9 @@ fn train(args: Args, flags: &Value) -> Result<Outcome> {
     // memory estimate, before creating the run folder.
     let model_config = config.model_config(data.num_classes(), None)?;
     train::check_batch_memory(&config, &model_config)?;
-    // A bad weights file fails before any run folder exists.
-    if let Some(weights) = &config.weights {
+    // A bad weights file fails before any run folder exists (--pretrained: downloaded into
+    // the cache and verified now).
+    if let Some(weights) = &config.initial_weights()? {
         if !weights.is_file() {
             bail!("{}: no such weights file", weights.display());
         }

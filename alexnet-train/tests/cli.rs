@@ -1,6 +1,8 @@
 //! The `alexnet-train` binary: a tiny end-to-end run, and one-line errors on bad input.
 
 mod common;
+#[path = "../../alexnet-common/tests/support/http_server.rs"]
+mod http_server;
 
 use common::*;
 
@@ -342,4 +344,72 @@ fn non_finite_initial_weights_warn_or_fail_under_strict_weights() {
         stderr.starts_with("warning: ") && stderr.contains("NaN or infinite values in 1 tensor"),
         "{stderr}"
     );
+}
+
+/// `--pretrained`: unusable names and combinations are one line; a download whose digest is
+/// wrong fails before any training, leaving the cache folder empty and no run folder.
+#[test]
+fn pretrained_initial_weights_are_checked_before_training() {
+    let tmp = temp_dir("cli-pretrained");
+    let t = tmp.as_path();
+    fails_with(
+        &["--pretrained", "vgg"],
+        t,
+        "unknown pretrained weights `vgg`",
+    );
+    fails_with(
+        &["--pretrained", "torchvision", "--variant", "cifar"],
+        t,
+        "--pretrained torchvision holds a torchvision network: add --variant torchvision",
+    );
+    fails_with(
+        &["--pretrained", "caffe", "--variant", "paper"],
+        t,
+        "not Caffe's BGR 0-255 input",
+    );
+    fails_with(
+        &["--pretrained", "torchvision", "--weights", "w.pth"],
+        t,
+        "--weights",
+    );
+
+    let file = "alexnet-owt-7be5be79.pth";
+    let server = http_server::Server::start(
+        &format!("/{file}"),
+        http_server::Reply::Body(b"not the weights".to_vec()),
+    );
+    cifar_folder(&tmp.join("cifar"), 16, 8);
+    let cache = tmp.join("cache");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
+        .args([
+            "--data-dir",
+            "cifar",
+            "--variant",
+            "torchvision",
+            "--crop",
+            "64",
+            "--resize",
+            "64",
+            "--pretrained",
+            "torchvision",
+            "--run-name",
+            "r",
+        ])
+        .args(TINY)
+        .arg("1")
+        .env("ALEXNET_BURN_CACHE", &cache)
+        .env("ALEXNET_BURN_MIRROR", server.base())
+        .current_dir(t)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("SHA-256 checksum mismatch"), "{err}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+    assert!(
+        !t.join("artifacts/r").exists(),
+        "a run folder was left behind"
+    );
+    let _ = std::fs::remove_dir_all(tmp);
 }

@@ -194,6 +194,11 @@ pub struct TrainConfig {
     /// reads); fc8 is re-initialised when the class count differs.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// ImageNet weights by name to fine-tune instead of --weights: `torchvision` (with
+    /// --variant torchvision), downloaded into the cache on first use and verified; fc8 is
+    /// re-initialised when the class count differs.
+    #[arg(long, conflicts_with = "weights")]
+    pub pretrained: Option<String>,
     /// Refuse --weights holding NaN or infinite values (default: a warning naming them).
     #[arg(long, default_value_t = false, default_missing_value = "true", num_args = 0..=1, action = ArgAction::Set)]
     pub strict_weights: bool,
@@ -338,6 +343,52 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// Refuses `--pretrained` weights this run cannot start from: both --weights and
+    /// --pretrained, an unknown name, another variant than the weights', or Caffe's weights
+    /// (their BGR, 0–255 input is not what training feeds).
+    fn check_pretrained(&self, name: &str) -> Result<()> {
+        if self.weights.is_some() {
+            bail!("--pretrained and --weights both name initial weights: give one");
+        }
+        #[cfg(feature = "pretrained")]
+        {
+            let weights = alexnet_model::AlexNetWeights::parse(name)?;
+            if weights == alexnet_model::AlexNetWeights::CaffeBvlcImagenet {
+                bail!(
+                    "--pretrained caffe: training feeds RGB values in [0, 1], not Caffe's BGR \
+                     0-255 input; fine-tune --pretrained torchvision, or classify with caffe"
+                );
+            }
+            let variant = weights.spec().config.variant;
+            if variant != self.variant {
+                bail!(
+                    "--pretrained {name} holds a {} network: add --variant {}",
+                    variant.name(),
+                    variant.name()
+                );
+            }
+            Ok(())
+        }
+        #[cfg(not(feature = "pretrained"))]
+        bail!("--pretrained {name}: this alexnet-train was built without the `pretrained` feature")
+    }
+
+    /// The file of the initial weights: --weights, or --pretrained's in the cache
+    /// (downloaded and verified first if needed).
+    pub fn initial_weights(&self) -> Result<Option<PathBuf>> {
+        let Some(name) = &self.pretrained else {
+            return Ok(self.weights.clone());
+        };
+        self.check_pretrained(name)?;
+        #[cfg(feature = "pretrained")]
+        {
+            let spec = alexnet_model::AlexNetWeights::parse(name)?.spec();
+            Ok(Some(spec.fetch(true)?))
+        }
+        #[cfg(not(feature = "pretrained"))]
+        unreachable!("check_pretrained refuses --pretrained without the feature")
+    }
+
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<()> {
         let kind = self.dataset.cifar_kind();
@@ -354,6 +405,9 @@ impl TrainConfig {
             if !(f > 0.0 && f < 1.0) {
                 bail!("--val-split must be between 0 and 1 (exclusive), got {f}");
             }
+        }
+        if let Some(name) = &self.pretrained {
+            self.check_pretrained(name)?;
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");

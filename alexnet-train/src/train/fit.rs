@@ -251,7 +251,7 @@ impl<'a, B: AlexNetAutodiffBackend> Run<'a, B> {
             ));
             s
         } else {
-            if let Some(path) = &config.weights {
+            if let Some(path) = &config.initial_weights()? {
                 let (m, replaced) = export::load_initial(model, path, config.strict_weights)?;
                 model = m;
                 if replaced {
