@@ -14,7 +14,8 @@ use alexnet_common::args::parse_variant;
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// Input weights: .pth/.pt (zip or legacy), safetensors or Burn's format (by content).
+    /// Input weights: .pth/.pt (zip or legacy), safetensors, Burn's format or Caffe's
+    /// .caffemodel (by content).
     input: PathBuf,
     /// Output; the format follows the extension: `.safetensors` (torchvision key names) or
     /// `.bpk` (Burn's format).

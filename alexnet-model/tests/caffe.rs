@@ -79,6 +79,7 @@ fn message<T>(result: Result<T, AlexNetError>, file: &Path) -> String {
     assert!(!text.contains('\n'), "not one line: {text}");
     let name = file.file_name().unwrap().to_str().unwrap();
     assert!(text.contains(name), "does not name {name}: {text}");
+    println!("{text}");
     text
 }
 
@@ -198,6 +199,31 @@ fn files_that_are_not_bvlc_alexnet_are_refused_naming_the_layer() {
         assert_eq!(detect_format(&path).unwrap(), WeightFormat::Caffe, "{file}");
         let text = message(read_checkpoint(&path), &path);
         assert!(text.contains(expected), "{file}: {text}");
+    }
+}
+
+/// Files written by hand, field by field: a V0 layer (Caffe before 2014), and both layer
+/// fields at once.
+#[test]
+fn v0_layers_and_mixed_layer_fields_are_refused() {
+    let cases: [(&[u8], &str); 2] = [
+        // NetParameter.layers (2) { V1LayerParameter.layer (1) { V0LayerParameter.name (1) } }
+        (
+            b"\x12\x09\x0a\x07\x0a\x05conv1",
+            "layer `conv1` is in Caffe's V0 format (2013), which is not read; Caffe's \
+             upgrade_net_proto_binary converts it",
+        ),
+        // An empty V1 `layers` (2) entry and an empty `layer` (100) entry.
+        (
+            b"\x12\x00\xa2\x06\x00",
+            "holds both `layer` and V1 `layers` entries; Caffe reads one or the other",
+        ),
+    ];
+    for (i, (bytes, expected)) in cases.into_iter().enumerate() {
+        let file = Temp::with(&format!("by-hand-{i}.caffemodel"), bytes);
+        assert_eq!(detect_format(&file.0).unwrap(), WeightFormat::Caffe);
+        let text = message(read_checkpoint(&file.0), &file.0);
+        assert!(text.contains(expected), "{text}");
     }
 }
 

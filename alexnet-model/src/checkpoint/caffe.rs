@@ -168,7 +168,8 @@ impl TryFrom<V1LayerParameter> for Layer {
 fn layers(net: NetParameter) -> Result<Vec<Layer>, String> {
     if !net.layer.is_empty() && !net.layers.is_empty() {
         return Err(
-            "holds both `layer` and V1 `layers` entries; Caffe reads one or the other".into(),
+            "the file holds both `layer` and V1 `layers` entries; Caffe reads one or the other"
+                .into(),
         );
     }
     if net.layers.is_empty() {
@@ -245,28 +246,31 @@ impl Layer {
         let op = match self.kind.as_str() {
             "Convolution" => Op::Conv(convolution(&self.convolution.clone().unwrap_or_default())?),
             "ReLU" => {
-                let slope = self.relu.clone().unwrap_or_default().negative_slope();
+                let slope = self.relu.unwrap_or_default().negative_slope();
                 if slope != 0.0 {
-                    return Err(format!("a leaky ReLU (negative_slope {slope})"));
+                    return Err(format!(
+                        "a leaky ReLU (negative_slope {slope}); AlexNet's is plain"
+                    ));
                 }
                 Op::Relu
             }
-            "LRN" => Op::Lrn(lrn(&self.lrn.clone().unwrap_or_default())?),
+            "LRN" => Op::Lrn(lrn(&self.lrn.unwrap_or_default())?),
             "Pooling" => {
-                check_pooling(&self.pooling.clone().unwrap_or_default())?;
+                check_pooling(&self.pooling.unwrap_or_default())?;
                 Op::MaxPool
             }
-            "InnerProduct" => Op::InnerProduct(inner_product(
-                &self.inner_product.clone().unwrap_or_default(),
-            )?),
-            "Dropout" => Op::Dropout(decimal(
-                self.dropout.clone().unwrap_or_default().dropout_ratio(),
-            )),
+            "InnerProduct" => {
+                Op::InnerProduct(inner_product(&self.inner_product.unwrap_or_default())?)
+            }
+            "Dropout" => Op::Dropout(decimal(self.dropout.unwrap_or_default().dropout_ratio())),
             _ => return Ok(None),
         };
         Ok(Some(op))
     }
 }
+
+/// Why a layer without a bias is refused.
+const NO_BIAS: &str = "no bias (bias_term: false); AlexNet's layers have one";
 
 /// An f32 from the file as the decimal it was written as (`0.0001`, not `9.99999974e-5`), so
 /// that the LRN constants and the dropout ratio compare equal to the presets'.
@@ -277,10 +281,13 @@ fn decimal(value: f32) -> f64 {
 fn convolution(p: &ConvolutionParameter) -> Result<ConvLayerConfig, String> {
     let outputs = p.num_output.ok_or("convolution_param has no num_output")?;
     if !p.bias_term() {
-        return Err("a convolution without bias (bias_term: false)".into());
+        return Err(NO_BIAS.into());
     }
     if p.dilation.iter().any(|&d| d != 1) {
-        return Err(format!("a dilated convolution (dilation {:?})", p.dilation));
+        return Err(format!(
+            "dilation {:?}; AlexNet's convolutions are not dilated",
+            p.dilation
+        ));
     }
     let kernel = square("kernel", &p.kernel_size, p.kernel_h, p.kernel_w, None)?;
     let stride = square("stride", &p.stride, p.stride_h, p.stride_w, Some(1))?;
@@ -305,18 +312,18 @@ fn square(
         ([side], None) => (Some(*side), Some(*side)),
         ([h, w], None) => (Some(*h), Some(*w)),
         (_, None) => return Err(format!("{} values for the {what}", values.len())),
-        (_, Some(_)) => return Err(format!("the {what} given both for both sides and per side")),
+        (_, Some(_)) => return Err(format!("the {what} is given both per side and for both")),
     };
     match (h, w) {
         (Some(h), Some(w)) if h == w => Ok(h as usize),
-        (Some(h), Some(w)) => Err(format!("a non-square {what} ({h}×{w})")),
+        (Some(h), Some(w)) => Err(format!("a non-square {what} ({h}×{w}) is not supported")),
         _ => Err(format!("no {what}")),
     }
 }
 
 fn lrn(p: &LrnParameter) -> Result<LrnConfig, String> {
     if p.norm_region() != NormRegion::AcrossChannels {
-        return Err("an LRN within channels (AlexNet's is across channels)".into());
+        return Err("LRN within channels; AlexNet's is across channels".into());
     }
     let lrn = LrnConfig::new(
         p.local_size() as usize,
@@ -334,8 +341,11 @@ fn lrn(p: &LrnParameter) -> Result<LrnConfig, String> {
 
 /// AlexNet's pools are MAX, 3×3, stride 2, unpadded.
 fn check_pooling(p: &PoolingParameter) -> Result<(), String> {
+    let alexnet = format!(
+        "AlexNet's pools are MAX {POOL_KERNEL}×{POOL_KERNEL}, stride {POOL_STRIDE}, no pad"
+    );
     if p.global_pooling() {
-        return Err("a global pool".into());
+        return Err(format!("global pooling; {alexnet}"));
     }
     let kernel = square(
         "kernel",
@@ -355,8 +365,7 @@ fn check_pooling(p: &PoolingParameter) -> Result<(), String> {
     let method = p.pool();
     if method != PoolMethod::Max || kernel != POOL_KERNEL || stride != POOL_STRIDE || pad != 0 {
         return Err(format!(
-            "a {} pool {kernel}×{kernel}, stride {stride}, pad {pad} (AlexNet's are MAX \
-             {POOL_KERNEL}×{POOL_KERNEL}, stride {POOL_STRIDE}, no pad)",
+            "{} pooling {kernel}×{kernel}, stride {stride}, pad {pad}; {alexnet}",
             method.as_str_name()
         ));
     }
@@ -369,14 +378,14 @@ fn inner_product(p: &InnerProductParameter) -> Result<usize, String> {
         .num_output
         .ok_or("inner_product_param has no num_output")?;
     if !p.bias_term() {
-        return Err("an inner product without bias (bias_term: false)".into());
+        return Err(NO_BIAS.into());
     }
     if p.transpose() {
-        return Err("an inner product with a transposed weight (transpose: true)".into());
+        return Err("a transposed weight (transpose: true) is not supported".into());
     }
     if p.axis() != 1 {
         return Err(format!(
-            "an inner product over axis {} (AlexNet's flatten from axis 1)",
+            "axis {}; AlexNet's inner products flatten from axis 1",
             p.axis()
         ));
     }
@@ -392,7 +401,7 @@ fn chain(layers: Vec<Layer>) -> Result<Vec<(Layer, Op)>, String> {
         .map(|layer| {
             let op = layer
                 .op()
-                .map_err(|e| format!("layer `{}` is {e}", layer.name))?;
+                .map_err(|e| format!("layer `{}`: {e}", layer.name))?;
             if op.is_none() && !layer.blobs.is_empty() {
                 return Err(format!(
                     "layer `{}` ({}) holds {} learned blobs, and AlexNet has no such layer",
@@ -407,7 +416,7 @@ fn chain(layers: Vec<Layer>) -> Result<Vec<(Layer, Op)>, String> {
     let first = ops.iter().position(Option::is_some);
     let last = ops.iter().rposition(Option::is_some);
     let Some((first, last)) = first.zip(last) else {
-        return Err("no convolution, ReLU, LRN, pooling, inner-product or dropout layer".into());
+        return Err("no layer of a type AlexNet has (convolution, ReLU, LRN, pooling, inner product, dropout)".into());
     };
     let mut chain: Vec<(Layer, Op)> = Vec::new();
     for (layer, op) in layers.into_iter().zip(ops).take(last + 1).skip(first) {
