@@ -368,3 +368,21 @@ fn validate_rejects_unusable_values() {
         }
     }
 }
+
+/// Caffe's transform for `bvlc_alexnet` (256×256, center 227, BGR, 0–255 minus the mean
+/// pixel) against the fixture script's numpy version of it, from the PNG files.
+#[test]
+fn caffe_transform_matches_the_reference() {
+    let expected = safetensors("caffe.safetensors");
+    let rows: Vec<usize> = (0..227).step_by(16).chain([226]).collect();
+    let pre = Preprocessing::caffe();
+    for name in ["landscape.png", "rgba_portrait.png"] {
+        let view = pre.center_view(&load_rgb(&fixture(name)).unwrap());
+        assert_eq!(view.shape, vec![3, 227, 227], "{name}");
+        let diff = max_abs_diff(&sample(&view, &rows), &expected[stem(name)].values);
+        // Values are whole pixel levels minus whole means: equal, or one level where the
+        // resize rounds differently.
+        println!("{name}: max |Δ| {diff}");
+        assert!(diff <= 1.0, "{name}: differs from the reference by {diff}");
+    }
+}
