@@ -312,12 +312,16 @@ fn square(
         ([side], None) => (Some(*side), Some(*side)),
         ([h, w], None) => (Some(*h), Some(*w)),
         (_, None) => return Err(format!("{} values for the {what}", values.len())),
-        (_, Some(_)) => return Err(format!("the {what} is given both per side and for both")),
+        (_, Some(_)) => {
+            return Err(format!(
+                "the {what} is given both for both sides and as _h/_w"
+            ))
+        }
     };
     match (h, w) {
         (Some(h), Some(w)) if h == w => Ok(h as usize),
         (Some(h), Some(w)) => Err(format!("a non-square {what} ({h}×{w}) is not supported")),
-        _ => Err(format!("no {what}")),
+        _ => Err(format!("no {what} (or only one of its _h/_w)")),
     }
 }
 
@@ -416,7 +420,11 @@ fn chain(layers: Vec<Layer>) -> Result<Vec<(Layer, Op)>, String> {
     let first = ops.iter().position(Option::is_some);
     let last = ops.iter().rposition(Option::is_some);
     let Some((first, last)) = first.zip(last) else {
-        return Err("no layer of a type AlexNet has (convolution, ReLU, LRN, pooling, inner product, dropout)".into());
+        return Err(
+            "no layer of a type AlexNet has (convolution, ReLU, LRN, pooling, inner \
+                    product, dropout)"
+                .into(),
+        );
     };
     let mut chain: Vec<(Layer, Op)> = Vec::new();
     for (layer, op) in layers.into_iter().zip(ops).take(last + 1).skip(first) {
@@ -448,63 +456,65 @@ fn check_connected(previous: &Layer, layer: &Layer) -> Result<(), String> {
 
 /// The paper variant with Caffe's input and every setting the layers carry, validated.
 fn config(chain: &[(Layer, Op)]) -> Result<AlexNetConfig, String> {
-    let convs: Vec<(&str, &ConvLayerConfig)> = chain
-        .iter()
-        .filter_map(|(layer, op)| match op {
-            Op::Conv(conv) => Some((layer.name.as_str(), conv)),
-            _ => None,
-        })
-        .collect();
-    let fcs: Vec<(&str, usize)> = chain
-        .iter()
-        .filter_map(|(layer, op)| match op {
-            Op::InnerProduct(outputs) => Some((layer.name.as_str(), *outputs)),
-            _ => None,
-        })
-        .collect();
-    let count = |kind: &str, names: Vec<&str>, expected: &str| {
-        format!(
-            "{} {kind} layers ({}) where the paper network has {expected}",
-            names.len(),
-            names.join(", ")
-        )
-    };
-    let convs: [ConvLayerConfig; 5] = convs
-        .iter()
-        .map(|(_, conv)| (*conv).clone())
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| {
-            let names = convs.iter().map(|(name, _)| *name).collect();
-            count("convolution", names, "5 (conv1 … conv5)")
-        })?;
-    let [(_, hidden), _, (_, classes)] = fcs[..] else {
-        let names = fcs.iter().map(|(name, _)| *name).collect();
-        return Err(count("inner-product", names, "3 (fc6, fc7, fc8)"));
-    };
-    let lrn = chain.iter().find_map(|(_, op)| match op {
+    let convs = pick(chain, |op| match op {
+        Op::Conv(conv) => Some(conv.clone()),
+        _ => None,
+    });
+    let fcs = pick(chain, |op| match op {
+        Op::InnerProduct(outputs) => Some(*outputs),
+        _ => None,
+    });
+    let lrn = pick(chain, |op| match op {
         Op::Lrn(lrn) => Some(lrn.clone()),
         _ => None,
     });
-    let Some(lrn) = lrn else {
+    let dropout = pick(chain, |op| match op {
+        Op::Dropout(p) => Some(*p),
+        _ => None,
+    });
+    let [(_, hidden), _, (_, classes)] = fcs[..] else {
+        return Err(miscount("inner-product", &fcs, "3 (fc6, fc7, fc8)"));
+    };
+    let Some((_, lrn)) = lrn.into_iter().next() else {
         return Err("no LRN layer (bvlc_alexnet normalises after relu1 and relu2)".into());
     };
     let mut config = AlexNetConfig::paper(classes)
         .with_caffe_input()
         .with_hidden(hidden)
         .with_lrn(Some(lrn));
-    config.convs = convs;
-    if let Some(p) = chain.iter().find_map(|(_, op)| match op {
-        Op::Dropout(p) => Some(*p),
-        _ => None,
-    }) {
-        config.dropout = p;
+    config.convs = convs
+        .iter()
+        .map(|(_, conv)| conv.clone())
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| miscount("convolution", &convs, "5 (conv1 … conv5)"))?;
+    // The order check finds a missing dropout; the first one's ratio is the network's.
+    if let Some((_, p)) = dropout.first() {
+        config.dropout = *p;
     }
     config
         .validate()
         .map_err(|e| format!("the layers describe no buildable network: {e}"))?;
     check_pool_rounding(&config)?;
     Ok(config)
+}
+
+/// The layers for which `value` gives something, with their names, in order.
+fn pick<T>(chain: &[(Layer, Op)], value: impl Fn(&Op) -> Option<T>) -> Vec<(&str, T)> {
+    chain
+        .iter()
+        .filter_map(|(layer, op)| Some((layer.name.as_str(), value(op)?)))
+        .collect()
+}
+
+/// "2 inner-product layers (fc6, fc8) where the paper network has 3 (fc6, fc7, fc8)".
+fn miscount<T>(kind: &str, found: &[(&str, T)], expected: &str) -> String {
+    let names: Vec<&str> = found.iter().map(|(name, _)| *name).collect();
+    format!(
+        "{} {kind} layers ({}) where the paper network has {expected}",
+        names.len(),
+        names.join(", ")
+    )
 }
 
 /// Caffe rounds a pool's output side up, this network down; they agree when the window
@@ -643,8 +653,8 @@ fn dims(blob: &BlobProto) -> Vec<i64> {
 }
 
 /// A blob as a tensor of the `expected` (PyTorch) shape, from `double_data` if it has any
-/// (as Caffe reads it), else `data`. Legacy 4-D blobs pad lower ranks with leading 1s (1×1×out×in,
-/// 1×1×1×out), which are dropped, as Caffe does when it loads them.
+/// (as Caffe reads it), else `data`. Legacy 4-D blobs pad lower ranks with leading 1s
+/// (1×1×out×in, 1×1×1×out), which are dropped, as Caffe does when it loads them.
 fn blob_tensor(blob: BlobProto, expected: &[usize]) -> Result<HostTensor, String> {
     let dims = dims(&blob);
     let shape: Option<Vec<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
