@@ -806,7 +806,13 @@ fn pretrained_weights_are_verified_and_failures_leave_the_cache_clean() {
         let out = infer_with_cache(&args, &cache, server.base());
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{name}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        // The announcement, then the error.
+        let lines: Vec<&str> = err.trim_end().lines().collect();
+        assert_eq!(lines.len(), 2, "{name}: {err}");
+        assert!(
+            lines[0].starts_with("downloading http://127.0.0.1:"),
+            "{err}"
+        );
         assert!(err.contains(expected), "{name}: {err}");
         assert!(
             err.contains(&server.url(&format!("/{file}"))),
@@ -826,11 +832,13 @@ fn pretrained_weights_are_verified_and_failures_leave_the_cache_clean() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let lines: Vec<&str> = err.trim_end().lines().collect();
-    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines.len(), 3, "{err}");
     assert!(
         lines[0].starts_with("warning:") && lines[0].contains("removing it"),
         "{err}"
     );
+    assert!(lines[1].starts_with("downloading"), "{err}");
+    let lines = &lines[1..];
     let by_hand = format!(
         "place the file (SHA-256 7be5be79) at {}",
         cache.join(file).display()

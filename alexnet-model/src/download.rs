@@ -199,7 +199,8 @@ pub fn cache_dir() -> Result<PathBuf, AlexNetError> {
 }
 
 /// The file in `dir`, downloaded first if it is not there (see the module docs): verified
-/// before it is returned, whether it was cached or fetched.
+/// before it is returned, whether it was cached or fetched. With `progress`, a download is
+/// announced on stderr (`downloading <url> into <dir>`) and drawn as a progress bar.
 pub fn fetch(file: &RemoteFile, dir: &Path, progress: bool) -> Result<PathBuf, AlexNetError> {
     let path = dir.join(&file.file_name);
     if path.exists() {
@@ -219,13 +220,11 @@ pub fn fetch(file: &RemoteFile, dir: &Path, progress: bool) -> Result<PathBuf, A
     std::fs::create_dir_all(dir).map_err(|e| {
         AlexNetError::Download(format!("cannot create the folder {}: {e}", dir.display()))
     })?;
-    download(
-        &file.source_url(),
-        &path,
-        &file.checksum,
-        file.size,
-        progress,
-    )?;
+    let url = file.source_url();
+    if progress {
+        eprintln!("downloading {url} into {}", dir.display());
+    }
+    download(&url, &path, &file.checksum, file.size, progress)?;
     Ok(path)
 }
 

@@ -404,8 +404,10 @@ fn pretrained_initial_weights_are_checked_before_training() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("SHA-256 checksum mismatch"), "{err}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("downloading"), "{err}");
+    assert!(lines[1].contains("SHA-256 checksum mismatch"), "{err}");
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
     assert!(
         !t.join("artifacts/r").exists(),
