@@ -189,6 +189,11 @@ fn files_that_are_not_bvlc_alexnet_are_refused_naming_the_layer() {
              blob: 2903 values for shape [8, 3, 11, 11] (2904 values)",
         ),
         (
+            "broken_input_224.caffemodel",
+            "the network's declared input [1, 3, 224, 224] is not [N, 3, 227, 227], Caffe's \
+             AlexNet input",
+        ),
+        (
             "mean.binaryproto",
             "a single Caffe blob of shape [1, 3, 4, 4] (a mean image such as \
              imagenet_mean.binaryproto?), not a network's weights",
