@@ -53,6 +53,33 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The images of a split whose class folders are named in `classes`, labelled by the
+/// position of their folder's name: `dir/<class>/<inner>/<image>` (`inner` empty: directly in
+/// the class folder). A class may have no folder; a folder that is not a class is an error
+/// naming it.
+pub fn labelled_files(
+    dir: &Path,
+    classes: &[String],
+    inner: &str,
+) -> Result<Vec<(PathBuf, usize)>> {
+    let mut items = Vec::new();
+    for (name, path) in class_folders(dir)? {
+        let Some(label) = classes.iter().position(|c| *c == name) else {
+            anyhow::bail!(
+                "{}: class folder `{name}` is not one of the dataset's classes",
+                dir.display()
+            );
+        };
+        let path = if inner.is_empty() {
+            path
+        } else {
+            path.join(inner)
+        };
+        items.extend(image_files(&path)?.into_iter().map(|file| (file, label)));
+    }
+    Ok(items)
+}
+
 /// The image files anywhere below `dir`, sorted.
 pub fn image_files_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();

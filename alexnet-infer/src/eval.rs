@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use alexnet_common::backend::{dispatch, BackendJob};
 use alexnet_common::cifar::{self, CifarKind};
+use alexnet_common::datasets::subsets::{ImageSize, Subset, SubsetFolder};
 use alexnet_common::images::{class_folders, image_files};
 use alexnet_model::labels::Labels;
 use alexnet_model::AlexNetBackend;
@@ -27,10 +28,24 @@ pub struct EvalArgs {
     weights: WeightArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
-    /// An image folder with one sub-folder per class (WordNet ids or label names), or a CIFAR
-    /// binary folder (its test split).
-    #[arg(long)]
-    data: PathBuf,
+    /// An image folder with one sub-folder per class (WordNet ids or label names), a CIFAR
+    /// binary folder (its test split), or with --dataset the subset's data folder [default
+    /// with --dataset: its folder in the cache, where alexnet-train --download puts it].
+    #[arg(long, visible_alias = "data-dir", required_unless_present = "dataset")]
+    data: Option<PathBuf>,
+    /// imagenette, imagewoof or tiny-imagenet: score its validation split, with a 1000-class
+    /// model against ImageNet's classes, with a model trained on the subset against its own.
+    #[arg(long, value_enum)]
+    dataset: Option<Subset>,
+    /// With --dataset imagenette or imagewoof: which download, 160 or 320 (shorter side in
+    /// pixels) or full [default: 320].
+    #[arg(long, value_enum, requires = "dataset")]
+    size: Option<ImageSize>,
+    /// With --dataset: fetch it into its data folder first when it is not there (the
+    /// published archive, MD5-checked, unpacked, deleted; $ALEXNET_BURN_MIRROR=URL fetches
+    /// from URL/<archive name>).
+    #[arg(long, requires = "dataset")]
+    download: bool,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -105,8 +120,53 @@ fn examples(dir: &Path, labels: Option<&Labels>) -> Result<Vec<(Example, usize)>
     Ok(out)
 }
 
+/// The `(example, class)` pairs of a subset's validation split, the classes numbered as in
+/// `labels` (ImageNet's for a 1000-class model, else the subset's own).
+fn subset_examples(folder: &SubsetFolder, labels: &Labels) -> Result<Vec<(Example, usize)>> {
+    let targets = folder
+        .wnids
+        .iter()
+        .map(|wnid| {
+            labels.index_of(wnid).with_context(|| {
+                format!(
+                    "class {wnid} of {} is not among the model's labels",
+                    folder.subset
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Ok(folder
+        .images(false)?
+        .into_iter()
+        .map(|(path, class)| (Example::File(path), targets[class]))
+        .collect())
+}
+
+/// The labels a subset is scored with: `--labels`, ImageNet's for 1000 classes, or the
+/// subset's own for a model with its class count.
+fn subset_labels(
+    folder: &SubsetFolder,
+    path: Option<&PathBuf>,
+    num_classes: usize,
+) -> Result<Labels> {
+    match labels_for(path, num_classes)? {
+        Some(labels) => Ok(labels),
+        None if num_classes == folder.num_classes() => Ok(folder.labels()),
+        None => bail!(
+            "the model has {num_classes} classes; {} is scored with 1000-class ImageNet models \
+             or {}-class models trained on it (or give --labels)",
+            folder.subset,
+            folder.num_classes()
+        ),
+    }
+}
+
 struct Eval<'a> {
     args: &'a EvalArgs,
+    /// The dataset folder (`--data`, or the subset's).
+    data: PathBuf,
+    /// The subset, with `--dataset`.
+    subset: Option<SubsetFolder>,
 }
 
 impl BackendJob for Eval<'_> {
@@ -116,16 +176,27 @@ impl BackendJob for Eval<'_> {
         let args = self.args;
         let model = args.weights.load::<B>(&device)?;
         let config = model.config().clone();
-        let cifar_meta = args.data.join(CifarKind::Cifar10.label_names_file());
-        let labels_path = args
-            .report
-            .labels
-            .clone()
-            .or_else(|| cifar_meta.is_file().then_some(cifar_meta));
-        let labels = labels_for(labels_path.as_ref(), config.num_classes)?;
-        let examples = examples(&args.data, labels.as_ref())?;
+        let (labels, examples) = match &self.subset {
+            Some(folder) => {
+                let labels =
+                    subset_labels(folder, args.report.labels.as_ref(), config.num_classes)?;
+                let examples = subset_examples(folder, &labels)?;
+                (Some(labels), examples)
+            }
+            None => {
+                let cifar_meta = self.data.join(CifarKind::Cifar10.label_names_file());
+                let labels_path = args
+                    .report
+                    .labels
+                    .clone()
+                    .or_else(|| cifar_meta.is_file().then_some(cifar_meta));
+                let labels = labels_for(labels_path.as_ref(), config.num_classes)?;
+                let examples = examples(&self.data, labels.as_ref())?;
+                (labels, examples)
+            }
+        };
         if examples.is_empty() {
-            bail!("{}: no images found", args.data.display());
+            bail!("{}: no images found", self.data.display());
         }
         if let Some((_, class)) = examples.iter().find(|(_, c)| *c >= config.num_classes) {
             bail!(
@@ -192,7 +263,19 @@ impl BackendJob for Eval<'_> {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let report = dispatch(args.weights.backend()?, Eval { args })?;
+    let (data, subset) = match args.dataset {
+        Some(subset) => {
+            let size = subset.size(args.size)?;
+            let dir = subset.data_dir(size, args.data.as_deref())?;
+            if args.download {
+                subset.archive(size).ensure(&dir, None, true)?;
+            }
+            let folder = SubsetFolder::open(subset, size, &dir)?;
+            (dir, Some(folder))
+        }
+        None => (args.data.clone().context("--data is required")?, None),
+    };
+    let report = dispatch(args.weights.backend()?, Eval { args, data, subset })?;
     match args.report.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Text => {

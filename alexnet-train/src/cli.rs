@@ -15,8 +15,10 @@ use serde_json::{Map, Value};
 use crate::train::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::train::{self, load_data, new_run_dir, run_config, Outcome, RunOptions};
 use alexnet_common::bench::BenchArgs;
+use alexnet_common::datasets;
 
-/// Train AlexNet (paper, torchvision or CIFAR variant) on CIFAR-10/100 or an image folder.
+/// Train AlexNet (paper, torchvision or CIFAR variant) on CIFAR-10/100, an image folder, or
+/// an ImageNet subset (Imagenette, Imagewoof, Tiny ImageNet; --download fetches them).
 ///
 /// With no arguments: the CIFAR variant on the built-in CIFAR-10 sample (1,000 training and
 /// 200 validation images) for 10 epochs. Writes `artifacts/<run>/`: config.json, metrics.csv,
@@ -46,11 +48,13 @@ pub struct Args {
     /// Stop after epoch N as if interrupted (continue with --resume).
     #[arg(long, value_name = "N")]
     pub stop_after: Option<usize>,
-    /// Fetch the dataset into --data-dir when it is missing there (cifar10, cifar100,
-    /// cifar100-coarse): the official archive from cs.toronto.edu, MD5-checked and unpacked.
+    /// Fetch the dataset into its data folder when it is not there: cifar10, cifar100,
+    /// cifar100-coarse (cs.toronto.edu; needs --data-dir), imagenette, imagewoof (fast.ai),
+    /// tiny-imagenet (Stanford). The archive is checked against its published MD5, unpacked
+    /// and deleted. $ALEXNET_BURN_MIRROR=URL fetches from URL/<archive name> instead.
     #[arg(long)]
     pub download: bool,
-    /// With --download: fetch the archive from this mirror instead (the published MD5 is
+    /// With --download: fetch the archive from this URL instead (the published MD5 is
     /// still checked).
     #[arg(long, value_name = "URL")]
     pub download_url: Option<String>,
@@ -168,13 +172,24 @@ fn train(args: Args, flags: &Value) -> Result<Outcome> {
     train::run(&config, &data, &run_dir, false, &options)
 }
 
-/// `--download`: fetches the configured CIFAR dataset into `--data-dir` unless it is there.
+/// `--download`: fetches the configured dataset into its data folder unless it is there.
 fn download_dataset(config: &TrainConfig, url: Option<&str>, progress: bool) -> Result<()> {
-    let Some(kind) = config.dataset.cifar_kind() else {
-        bail!("--download fetches cifar10, cifar100 or cifar100-coarse, not --dataset folder");
+    let (archive, dir) = match (config.dataset.subset(), config.dataset.cifar_kind()) {
+        (Some(subset), _) => {
+            let (size, dir) = config.subset_source(subset)?;
+            (subset.archive(size), dir)
+        }
+        (None, Some(kind)) => {
+            let Some(dir) = &config.data_dir else {
+                bail!("--download needs --data-dir (the folder to download into)");
+            };
+            (datasets::cifar(kind), dir.clone())
+        }
+        (None, None) => bail!(
+            "--download fetches cifar10, cifar100, cifar100-coarse, imagenette, imagewoof or \
+             tiny-imagenet, not --dataset {}",
+            config.dataset
+        ),
     };
-    let Some(dir) = &config.data_dir else {
-        bail!("--download needs --data-dir (the folder to download into)");
-    };
-    crate::data::download::ensure_cifar(kind, dir, url, progress)
+    archive.ensure(&dir, url, progress).map(|_| ())
 }

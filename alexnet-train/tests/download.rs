@@ -1,94 +1,22 @@
-//! `--download` without the internet: a tiny HTTP/1.1 server on 127.0.0.1 serves generated
-//! CIFAR archives (and broken ones) to the download, checksum and unpacking code.
+//! `--download` of CIFAR without the internet: the local HTTP server
+//! (`alexnet-common/tests/support/http_server.rs`) serves generated CIFAR archives (and broken
+//! ones) to the download, checksum and unpacking code of `alexnet_common::datasets`.
 
+#[path = "../../alexnet-common/tests/support/archives.rs"]
+mod archives;
 mod common;
+#[path = "../../alexnet-common/tests/support/http_server.rs"]
+mod http_server;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use alexnet_common::cifar::{CifarKind, IMAGE_BYTES};
-use alexnet_train::data::download::{
-    download_url, ensure_archive, ensure_cifar, md5_hex, unpack, Archive, CIFAR10, CIFAR100,
-};
+use alexnet_common::datasets::{self, DatasetArchive};
+use alexnet_model::download::{download, Checksum};
 use alexnet_train::data::source::cifar_folder;
+use archives::{md5_hex, raw_tar_gz, tar_gz};
 use common::{fails_with_all, temp_dir};
-
-/// What the test server answers.
-#[derive(Clone)]
-enum Reply {
-    /// 200 with this body.
-    Body(Vec<u8>),
-    /// 200 announcing `claimed` bytes, sending `body`, then closing.
-    Truncated { body: Vec<u8>, claimed: usize },
-    /// 404.
-    NotFound,
-}
-
-/// A one-route HTTP/1.1 server: every request for `path` gets `reply`, others 404.
-struct Server {
-    base: String,
-    requests: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(path: &'static str, reply: Reply) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let count = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
-                let _ = answer(stream, path, &reply);
-            }
-        });
-        Self { base, requests }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-fn answer(stream: TcpStream, path: &str, reply: &Reply) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    let requested = request_line.split_whitespace().nth(1).unwrap_or("");
-    let reply = if requested == path {
-        reply.clone()
-    } else {
-        Reply::NotFound
-    };
-    let (status, body, length) = match reply {
-        Reply::Body(body) => ("200 OK", body.clone(), body.len()),
-        Reply::Truncated { body, claimed } => ("200 OK", body, claimed),
-        Reply::NotFound => ("404 Not Found", b"not found".to_vec(), 9),
-    };
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\n"
-    )?;
-    stream.write_all(&body)?;
-    stream.flush()?;
-    stream.shutdown(std::net::Shutdown::Both)
-}
+use http_server::{closed_url, Reply, Server};
 
 /// `n` CIFAR records with `label_bytes` label bytes (labels below `classes`).
 fn records(n: usize, label_bytes: usize, classes: usize, seed: u8) -> Vec<u8> {
@@ -99,28 +27,6 @@ fn records(n: usize, label_bytes: usize, classes: usize, seed: u8) -> Vec<u8> {
         bytes.extend((0..IMAGE_BYTES).map(|p| (p as u8).wrapping_mul(7) ^ seed ^ i as u8));
     }
     bytes
-}
-
-/// A `.tar.gz` of `files` under `top/` (with the folder entry), as `tar` writes it.
-fn tar_gz(top: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    builder
-        .append_data(&mut dir, format!("{top}/"), std::io::empty())
-        .unwrap();
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        builder
-            .append_data(&mut header, format!("{top}/{name}"), data.as_slice())
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// A miniature `cifar-10-binary.tar.gz`: 5 training batches of 4 records, a test batch of 3.
@@ -148,25 +54,6 @@ fn cifar100_archive() -> Vec<u8> {
     tar_gz("cifar-100-binary", &files)
 }
 
-/// A `.tar.gz` whose entries are written raw (no path checks), each `(name, type, data)`.
-fn raw_tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    for (name, kind, data) in entries {
-        let mut header = tar::Header::new_old();
-        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_entry_type(*kind);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        if *kind == tar::EntryType::Symlink {
-            header.set_link_name("/etc/passwd").unwrap();
-        }
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
 /// The names of the entries of a folder, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -180,12 +67,17 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-fn archive<'a>(url: &'a str, md5: &'a str, file_name: &'a str) -> Archive<'a> {
-    Archive {
-        url,
-        md5,
-        file_name,
-    }
+/// The official archive of `kind`, but served at `url` with the MD5 `md5`.
+fn served(kind: CifarKind, url: &str, md5: &str) -> DatasetArchive {
+    let mut archive = datasets::cifar(kind);
+    archive.file.url = url.to_string();
+    archive.file.checksum = Checksum::Md5(md5.to_string());
+    archive
+}
+
+/// The published MD5 of `kind`'s archive.
+fn published_md5(kind: CifarKind) -> String {
+    datasets::cifar(kind).file.checksum.expected().to_string()
 }
 
 #[test]
@@ -202,23 +94,31 @@ fn md5_matches_independent_published_digests() {
     let body: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let server = Server::start("/big.bin", Reply::Body(body.clone()));
     let dest = tmp.join("big.bin");
-    download_url(&server.url("/big.bin"), &dest, &md5_hex(&body), false).unwrap();
+    let md5 = Checksum::Md5(md5_hex(&body));
+    download(&server.url("/big.bin"), &dest, &md5, None, false).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     assert_eq!(listing(&tmp), ["big.bin"]);
 }
 
 #[test]
 fn official_archives_and_checksums() {
+    let cifar10 = datasets::cifar(CifarKind::Cifar10).file;
     assert_eq!(
-        CIFAR10.url,
+        cifar10.url,
         "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
     );
-    assert_eq!(CIFAR10.md5, "c32a1d4ab5d03f1284b67883e8d87530");
     assert_eq!(
-        CIFAR100.url,
-        "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+        published_md5(CifarKind::Cifar10),
+        "c32a1d4ab5d03f1284b67883e8d87530"
     );
-    assert_eq!(CIFAR100.md5, "03b5dce01913d631647c71ecec9e9cb8");
+    // Both CIFAR-100 label sets use one archive.
+    for kind in [CifarKind::Cifar100Fine, CifarKind::Cifar100Coarse] {
+        assert_eq!(
+            datasets::cifar(kind).file.url,
+            "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+        );
+        assert_eq!(published_md5(kind), "03b5dce01913d631647c71ecec9e9cb8");
+    }
 }
 
 #[test]
@@ -229,9 +129,9 @@ fn downloads_verifies_and_unpacks_cifar10() {
     let md5 = md5_hex(&bytes);
     let server = Server::start("/cifar-10-binary.tar.gz", Reply::Body(bytes));
     let url = server.url("/cifar-10-binary.tar.gz");
-    let source = archive(&url, &md5, "cifar-10-binary.tar.gz");
+    let source = served(CifarKind::Cifar10, &url, &md5);
 
-    assert!(ensure_archive(CifarKind::Cifar10, &dir, &source, false).unwrap());
+    assert!(source.ensure(&dir, None, false).unwrap());
     assert_eq!(server.requests(), 1);
     // The .bin files sit directly in the folder; the archive and the partial file are gone.
     assert_eq!(
@@ -252,7 +152,7 @@ fn downloads_verifies_and_unpacks_cifar10() {
     assert_eq!(splits.classes[3], "name3");
 
     // Present now: a second call fetches nothing.
-    assert!(!ensure_archive(CifarKind::Cifar10, &dir, &source, false).unwrap());
+    assert!(!source.ensure(&dir, None, false).unwrap());
     assert_eq!(server.requests(), 1);
 }
 
@@ -263,14 +163,15 @@ fn downloads_cifar100_for_both_label_sets() {
     let md5 = md5_hex(&bytes);
     let server = Server::start("/c100.tar.gz", Reply::Body(bytes));
     let url = server.url("/c100.tar.gz");
-    let source = archive(&url, &md5, "cifar-100-binary.tar.gz");
     let dir = tmp.join("c100");
-    assert!(ensure_archive(CifarKind::Cifar100Coarse, &dir, &source, false).unwrap());
+    let source = served(CifarKind::Cifar100Coarse, &url, &md5);
+    assert!(source.ensure(&dir, None, false).unwrap());
     let coarse = cifar_folder(&dir, CifarKind::Cifar100Coarse).unwrap();
     assert_eq!((coarse.train.len(), coarse.val.len()), (6, 2));
     assert_eq!(coarse.classes.len(), 20);
     // The fine labels use the same files.
-    assert!(!ensure_archive(CifarKind::Cifar100Fine, &dir, &source, false).unwrap());
+    let fine = served(CifarKind::Cifar100Fine, &url, &md5);
+    assert!(!fine.ensure(&dir, None, false).unwrap());
     assert_eq!(server.requests(), 1);
     assert!(!dir.join("cifar-100-binary.tar.gz").exists());
 }
@@ -284,11 +185,16 @@ fn wrong_checksum_fails_and_leaves_nothing() {
     let server = Server::start("/mirror.tar.gz", Reply::Body(bytes));
     let url = server.url("/mirror.tar.gz");
     // A mirror is still held to the published checksum.
-    let err = ensure_cifar(CifarKind::Cifar10, &dir, Some(&url), false).unwrap_err();
+    let err = datasets::cifar(CifarKind::Cifar10)
+        .ensure(&dir, Some(&url), false)
+        .unwrap_err();
     let message = format!("{err:#}");
     assert!(!message.contains('\n'), "{message}");
     assert!(message.contains(&url), "{message}");
-    assert!(message.contains(CIFAR10.md5), "{message}");
+    assert!(
+        message.contains(&published_md5(CifarKind::Cifar10)),
+        "{message}"
+    );
     assert!(message.contains(&actual), "{message}");
     assert_eq!(listing(&dir), Vec::<String>::new());
 }
@@ -306,7 +212,8 @@ fn truncated_transfer_fails() {
     );
     let url = server.url("/short.tar.gz");
     let dest = tmp.join("short.tar.gz");
-    let err = download_url(&url, &dest, &md5_hex(&body), false).unwrap_err();
+    let md5 = Checksum::Md5(md5_hex(&body));
+    let err = download(&url, &dest, &md5, None, false).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains(&url), "{message}");
     assert!(
@@ -321,7 +228,8 @@ fn http_errors_name_the_url() {
     let tmp = temp_dir("dl-404");
     let server = Server::start("/there.tar.gz", Reply::Body(vec![1, 2, 3]));
     let url = server.url("/missing.tar.gz");
-    let err = download_url(&url, &tmp.join("x.tar.gz"), CIFAR10.md5, false).unwrap_err();
+    let md5 = datasets::cifar(CifarKind::Cifar10).file.checksum;
+    let err = download(&url, &tmp.join("x.tar.gz"), &md5, None, false).unwrap_err();
     let message = format!("{err:#}");
     assert!(
         message.contains(&url) && message.contains("404"),
@@ -330,13 +238,8 @@ fn http_errors_name_the_url() {
     assert!(!message.contains('\n'), "{message}");
 
     // Connection refused: a port that was just freed.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}/x.tar.gz");
-    let err = download_url(&url, &tmp.join("x.tar.gz"), CIFAR10.md5, false).unwrap_err();
+    let url = closed_url("/x.tar.gz");
+    let err = download(&url, &tmp.join("x.tar.gz"), &md5, None, false).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains(&url), "{message}");
     assert!(!message.contains('\n'), "{message}");
@@ -360,30 +263,16 @@ fn hostile_archives_are_refused() {
     let md5 = md5_hex(&bytes);
     let server = Server::start("/evil.tar.gz", Reply::Body(bytes));
     let url = server.url("/evil.tar.gz");
-    let source = archive(&url, &md5, "cifar-10-binary.tar.gz");
-    let err = ensure_archive(CifarKind::Cifar10, &dir, &source, false).unwrap_err();
+    let source = served(CifarKind::Cifar10, &url, &md5);
+    let err = source.ensure(&dir, None, false).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("../evil"), "{message}");
     assert!(!message.contains('\n'), "{message}");
     assert!(!tmp.join("evil").exists() && !tmp.parent().unwrap().join("evil").exists());
-    // The file written before the refusal and the archive are removed again.
-    assert_eq!(listing(&dir), Vec::<String>::new());
-    assert_eq!(listing(&tmp), ["data"]);
-
-    // Absolute paths and links, unpacked directly.
-    let cases: [(&str, tar::EntryType); 2] = [
-        ("/tmp/alexnet-absolute-evil", tar::EntryType::Regular),
-        ("top/link", tar::EntryType::Symlink),
-    ];
-    for (name, kind) in cases {
-        let file = tmp.join("evil.tar.gz");
-        std::fs::write(&file, raw_tar_gz(&[(name, kind, b"")])).unwrap();
-        let err = unpack(&file, &dir, true).unwrap_err();
-        let message = format!("{err:#}");
-        assert!(message.contains(name), "{message}");
-        assert_eq!(listing(&dir), Vec::<String>::new());
-    }
-    assert!(!Path::new("/tmp/alexnet-absolute-evil").exists());
+    // The file written before the refusal, the archive and the folder the call made are
+    // removed again (absolute paths, links and zip archives: alexnet-common's datasets tests).
+    assert!(!dir.exists());
+    assert_eq!(listing(&tmp), Vec::<String>::new());
 }
 
 #[test]
@@ -409,7 +298,10 @@ fn present_data_makes_no_request() {
             std::fs::write(dir.join(name), records(1, 2, 10, 0)).unwrap();
         }
         let server = Server::start("/x.tar.gz", Reply::Body(vec![0; 10]));
-        ensure_cifar(kind, &dir, Some(&server.url("/x.tar.gz")), false).unwrap();
+        let fetched = datasets::cifar(kind)
+            .ensure(&dir, Some(&server.url("/x.tar.gz")), false)
+            .unwrap();
+        assert!(!fetched);
         assert_eq!(server.requests(), 0, "{kind:?}");
         assert_eq!(listing(&dir).len(), names.len());
     }
@@ -430,7 +322,11 @@ fn cli_download_checks_the_published_checksum() {
             "--quiet",
         ],
         &tmp,
-        &["MD5 checksum mismatch", CIFAR10.md5, &url],
+        &[
+            "MD5 checksum mismatch",
+            &published_md5(CifarKind::Cifar10),
+            &url,
+        ],
     );
     assert_eq!(server.requests(), 1);
     assert_eq!(listing(&tmp.join("data")), Vec::<String>::new());

@@ -3,30 +3,19 @@
 //! fraction of the training images is held out (`--val-split`). Classes are the training
 //! sub-folders in sorted order; files are found by extension and decoded on the loader's
 //! threads — a corrupt file is an error naming it, not a panic.
+//!
+//! The ImageNet subsets ([`subset_folder`]) are image folders too, whose classes the dataset
+//! fixes (WordNet ids, named by ImageNet's labels) instead of the folders that exist.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alexnet_common::images::{class_folders, image_files, IMAGE_EXTENSIONS};
+use alexnet_common::datasets::subsets::SubsetFolder;
+use alexnet_common::images::{class_folders, labelled_files, IMAGE_EXTENSIONS};
 use anyhow::{bail, Result};
 
 use super::rng::{mix, Rng};
 use super::source::{Files, Splits};
-
-/// The images of one split given the class list.
-fn split_items(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, usize)>> {
-    let mut items = Vec::new();
-    for (name, path) in class_folders(dir)? {
-        let Some(label) = classes.iter().position(|c| *c == name) else {
-            bail!(
-                "{}: class folder `{name}` is not among the training classes",
-                dir.display()
-            );
-        };
-        items.extend(image_files(&path)?.into_iter().map(|file| (file, label)));
-    }
-    Ok(items)
-}
 
 /// Reads `root`. `val_split` is the held-out fraction when there is no `val/` folder.
 pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
@@ -47,7 +36,7 @@ pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
     if classes.is_empty() {
         bail!("{}: no class sub-folders", train_dir.display());
     }
-    let mut train = split_items(&train_dir, &classes)?;
+    let mut train = labelled_files(&train_dir, &classes, "")?;
     for (label, name) in classes.iter().enumerate() {
         if !train.iter().any(|(_, l)| *l == label) {
             bail!(
@@ -59,7 +48,7 @@ pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
     }
     let val_dir = root.join("val");
     let (val, how) = if val_dir.is_dir() {
-        let val = split_items(&val_dir, &classes)?;
+        let val = labelled_files(&val_dir, &classes, "")?;
         (val, "val/".to_string())
     } else {
         if !(val_split > 0.0 && val_split < 1.0) {
@@ -89,6 +78,26 @@ pub fn image_folder(root: &Path, val_split: f64, seed: u64) -> Result<Splits> {
         train: Arc::new(Files::new(train)),
         val: Arc::new(Files::new(val)),
         classes,
+    })
+}
+
+/// An ImageNet subset's data folder: its train/ and val/ splits and its classes, named by
+/// ImageNet's labels.
+pub fn subset_folder(folder: &SubsetFolder) -> Result<Splits> {
+    let train = folder.images(true)?;
+    let val = folder.images(false)?;
+    Ok(Splits {
+        description: format!(
+            "{} folder {} ({} classes, {} training images, {} validation images)",
+            folder.subset,
+            folder.root.display(),
+            folder.num_classes(),
+            train.len(),
+            val.len()
+        ),
+        train: Arc::new(Files::new(train)),
+        val: Arc::new(Files::new(val)),
+        classes: folder.class_names(),
     })
 }
 

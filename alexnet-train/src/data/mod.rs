@@ -1,7 +1,6 @@
 //! Datasets shared by training and evaluation.
 
 pub mod augment;
-pub mod download;
 pub mod folder;
 pub mod loader;
 pub mod rng;

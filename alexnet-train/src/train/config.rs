@@ -15,6 +15,7 @@ use alexnet_common::args::{
 };
 use alexnet_common::backend::BackendKind;
 use alexnet_common::cifar::CifarKind;
+use alexnet_common::datasets::subsets::{ImageSize, Subset};
 use alexnet_model::{AlexNetConfig, Variant};
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args, FromArgMatches, ValueEnum};
@@ -36,16 +37,32 @@ pub enum Dataset {
     Cifar100Coarse,
     /// An image folder: `train/<class>/…` and optionally `val/<class>/…`.
     Folder,
+    /// fast.ai's Imagenette (10 ImageNet classes; `--size`).
+    Imagenette,
+    /// fast.ai's Imagewoof (10 ImageNet dog breeds; `--size`).
+    Imagewoof,
+    /// Stanford's Tiny ImageNet (200 ImageNet classes, 64×64 images).
+    TinyImagenet,
 }
 
 impl Dataset {
-    /// The CIFAR kind of a CIFAR dataset, `None` for `folder`.
+    /// The CIFAR kind of a CIFAR dataset.
     pub fn cifar_kind(self) -> Option<CifarKind> {
         match self {
             Self::Cifar10 => Some(CifarKind::Cifar10),
             Self::Cifar100 => Some(CifarKind::Cifar100Fine),
             Self::Cifar100Coarse => Some(CifarKind::Cifar100Coarse),
-            Self::Folder => None,
+            _ => None,
+        }
+    }
+
+    /// The ImageNet subset of a subset dataset.
+    pub fn subset(self) -> Option<Subset> {
+        match self {
+            Self::Imagenette => Some(Subset::Imagenette),
+            Self::Imagewoof => Some(Subset::Imagewoof),
+            Self::TinyImagenet => Some(Subset::TinyImagenet),
+            _ => None,
         }
     }
 }
@@ -59,6 +76,10 @@ impl fmt::Display for Dataset {
 
 fn parse_dataset(text: &str) -> Result<Dataset, String> {
     choice("dataset", text)
+}
+
+fn parse_size(text: &str) -> Result<ImageSize, String> {
+    choice("size", text)
 }
 
 fn parse_schedule(text: &str) -> Result<ScheduleKind, String> {
@@ -95,13 +116,20 @@ mod variant_name {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// cifar10, cifar100, cifar100-coarse or folder.
+    /// cifar10, cifar100, cifar100-coarse, folder, or an ImageNet subset: imagenette,
+    /// imagewoof or tiny-imagenet (classes named by ImageNet's labels; see --download).
     #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
     pub dataset: Dataset,
-    /// Dataset folder: CIFAR binary files, or `train/<class>/…` (and optionally `val/<class>/…`) images
-    /// [default for cifar10: the built-in sample].
+    /// Dataset folder: CIFAR binary files, `train/<class>/…` (and optionally `val/<class>/…`)
+    /// images, or an ImageNet subset as its archive unpacks [default for cifar10: the built-in
+    /// sample; for the subsets: datasets/<imagenette2-320, …> in the cache folder,
+    /// $ALEXNET_BURN_CACHE or ~/.cache/alexnet-burn].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// imagenette, imagewoof: which download, 160 or 320 (shorter side in pixels) or full
+    /// [default: 320].
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<ImageSize>,
     /// Image folders without val/: hold out this fraction of train/ (per class, seeded).
     #[arg(long, value_parser = parse_finite)]
     pub val_split: Option<f64>,
@@ -279,6 +307,13 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// An ImageNet subset's image size (`--size`) and data folder (`--data-dir`, else its
+    /// default folder in the cache).
+    pub fn subset_source(&self, subset: Subset) -> Result<(ImageSize, PathBuf)> {
+        let size = subset.size(self.size)?;
+        Ok((size, subset.data_dir(size, self.data_dir.as_deref())?))
+    }
+
     fn from_value(value: Value) -> Result<Self> {
         serde_json::from_value(value).map_err(|e| anyhow::anyhow!("invalid option: {e}"))
     }
@@ -392,8 +427,18 @@ impl TrainConfig {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<()> {
         let kind = self.dataset.cifar_kind();
-        if kind.is_none() && self.data_dir.is_none() {
+        if self.dataset == Dataset::Folder && self.data_dir.is_none() {
             bail!("--dataset folder needs --data-dir");
+        }
+        match self.dataset.subset() {
+            Some(subset) => {
+                subset.size(self.size)?;
+            }
+            None if self.size.is_some() => bail!(
+                "--size applies to imagenette and imagewoof, not {}",
+                self.dataset
+            ),
+            None => {}
         }
         if kind.is_some_and(|k| k != CifarKind::Cifar10) && self.data_dir.is_none() {
             bail!(

@@ -27,10 +27,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::data::folder::image_folder;
+use crate::data::folder::{image_folder, subset_folder};
 use crate::data::rng::{mix, Rng};
 use crate::data::source::{cifar_folder, cifar_sample, ImageSource, Splits};
 use alexnet_common::backend::{dispatch, BackendKind};
+use alexnet_common::datasets::subsets::SubsetFolder;
 use alexnet_model::files::{read_text_file, MAX_TEXT_BYTES};
 use alexnet_model::memory::check_batch;
 pub use config::TrainConfig;
@@ -94,11 +95,19 @@ fn limit(
 
 /// Loads the dataset a configuration names (and applies `max_train` / `max_val`).
 pub fn load_data(config: &TrainConfig) -> Result<Splits> {
-    let mut splits = match (config.dataset.cifar_kind(), &config.data_dir) {
-        (Some(_), None) => cifar_sample()?,
-        (Some(kind), Some(dir)) => cifar_folder(dir, kind)?,
-        (None, Some(dir)) => image_folder(dir, config.val_split.unwrap_or(0.0), config.seed)?,
-        (None, None) => bail!("--dataset folder needs --data-dir"),
+    let mut splits = match (config.dataset.subset(), config.dataset.cifar_kind()) {
+        (Some(subset), _) => {
+            let (size, dir) = config.subset_source(subset)?;
+            subset_folder(&SubsetFolder::open(subset, size, &dir)?)?
+        }
+        (None, Some(kind)) => match &config.data_dir {
+            Some(dir) => cifar_folder(dir, kind)?,
+            None => cifar_sample()?,
+        },
+        (None, None) => match &config.data_dir {
+            Some(dir) => image_folder(dir, config.val_split.unwrap_or(0.0), config.seed)?,
+            None => bail!("--dataset folder needs --data-dir"),
+        },
     };
     if splits.train.is_empty() || splits.val.is_empty() {
         bail!("{}: empty training or validation split", splits.description);
