@@ -33,20 +33,33 @@ fn file_name() -> String {
     format!("tv-{}.pth", &TV_SHA256[..8])
 }
 
-/// A test-only entry for the tiny torchvision network of `tv.pth`, fetched from `url`.
+/// A test-only entry named `tiny` for the tiny torchvision network of `tv.pth`, fetched from
+/// `url`.
 fn spec(url: String) -> WeightsSpec {
-    WeightsSpec {
-        name: "tiny",
-        file: RemoteFile {
+    test_entry(
+        RemoteFile {
             url,
             file_name: file_name(),
             checksum: Checksum::Sha256(TV_SHA256[..8].into()),
             size: None,
         },
-        config: AlexNetConfig::torchvision(10)
+        AlexNetConfig::torchvision(10)
             .with_widths([4, 8, 8, 8, 4])
             .with_hidden(16),
-        preprocessing: Preprocessing::default(),
+        Preprocessing::default(),
+    )
+}
+
+fn test_entry(
+    file: RemoteFile,
+    config: AlexNetConfig,
+    preprocessing: Preprocessing,
+) -> WeightsSpec {
+    WeightsSpec {
+        name: "tiny",
+        file,
+        config,
+        preprocessing,
         categories: Labels::parse("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n", "test").unwrap(),
         acc1: 0.0,
         acc5: 0.0,
@@ -55,6 +68,16 @@ fn spec(url: String) -> WeightsSpec {
         file_size_mib: 0.0,
         source: "test",
     }
+}
+
+fn max_abs_diff(actual: &HostTensor, expected: &HostTensor) -> f32 {
+    assert_eq!(actual.shape, expected.shape);
+    actual
+        .values
+        .iter()
+        .zip(&expected.values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 /// A fresh, empty cache folder, removed when dropped.
@@ -123,14 +146,7 @@ fn a_named_entry_is_downloaded_once_verified_and_gives_pytorchs_logits() {
         .load::<NdArray>(&path, None, &Default::default())
         .unwrap();
     let logits = HostTensor::from_tensor(model.forward(formula_input(63)));
-    let expected = pytorch_logits();
-    assert_eq!(logits.shape, expected.shape);
-    let diff = logits
-        .values
-        .iter()
-        .zip(&expected.values)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let diff = max_abs_diff(&logits, &pytorch_logits());
     assert!(diff <= 1e-4, "logits differ from PyTorch's by {diff}");
 
     // Reused from the cache: no second request.
@@ -214,4 +230,51 @@ fn weights_of_another_network_are_refused() {
         err.contains("tv.pth") && err.contains("not the tiny weights' network"),
         "{err}"
     );
+}
+
+/// The Caffe entry's path: a `.caffemodel` checked by SHA-1 (as Caffe's model zoo publishes
+/// it) and loaded into the paper variant with Caffe's input and LRN, configured as
+/// `AlexNetWeights::CaffeBvlcImagenet` is (at the fixture's widths), gives PyTorch's logits.
+#[test]
+fn a_caffe_entry_loads_into_the_paper_variant_with_pytorchs_logits() {
+    // `sha1sum fixtures/caffe/tiny_layer.caffemodel` (written by make_caffe_fixtures.py).
+    const SHA1: &str = "3d651e194ddf5bb15ad067ff686028a70a4f9bfd";
+    let caffe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/caffe");
+    let route = "/tiny_layer.caffemodel";
+    let server = Server::start(
+        route,
+        Reply::Body(std::fs::read(caffe.join("tiny_layer.caffemodel")).unwrap()),
+    );
+    let builtin = alexnet_model::AlexNetWeights::CaffeBvlcImagenet.spec();
+    let spec = test_entry(
+        RemoteFile {
+            url: server.url(route),
+            file_name: "tiny_layer.caffemodel".into(),
+            checksum: Checksum::Sha1(SHA1.into()),
+            size: None,
+        },
+        AlexNetConfig {
+            num_classes: 10,
+            ..builtin.config
+        }
+        .with_widths([8, 16, 24, 24, 16])
+        .with_hidden(32),
+        builtin.preprocessing,
+    );
+    let cache = CacheDir::new("caffe");
+    let path = fetch(&spec.file, &cache.0, false).unwrap();
+    let model = spec
+        .load::<NdArray>(&path, None, &Default::default())
+        .unwrap();
+
+    let bytes = std::fs::read(caffe.join("expected.safetensors")).unwrap();
+    let (dict, _) = read_safetensors(&bytes).unwrap();
+    // The fixture's input is stored as bytes b; the network saw (b - 128) / 64.
+    let input = dict["input"]
+        .to_tensor::<NdArray, 4>(&Default::default())
+        .sub_scalar(128.0)
+        .div_scalar(64.0);
+    let logits = HostTensor::from_tensor(model.forward(input));
+    let diff = max_abs_diff(&logits, &dict["logits"]);
+    assert!(diff <= 1e-4, "logits differ from PyTorch's by {diff}");
 }
