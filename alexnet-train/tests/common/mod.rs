@@ -120,8 +120,14 @@ pub fn cifar_folder(dir: &Path, train: usize, val: usize) {
 
 /// Runs the `alexnet-train` binary in `cwd`.
 pub fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
+    alexnet_train_with(args, cwd, &[])
+}
+
+/// Runs the `alexnet-train` binary in `cwd` with these environment variables set.
+pub fn alexnet_train_with(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alexnet-train"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .output()
         .expect("run alexnet-train")
@@ -129,7 +135,12 @@ pub fn alexnet_train(args: &[&str], cwd: &Path) -> Output {
 
 /// Asserts failure with exactly one line on stderr, `error: …`, that mentions every needle.
 pub fn fails_with_all(args: &[&str], cwd: &Path, needles: &[&str]) {
-    let out = alexnet_train(args, cwd);
+    fails_with_env(args, cwd, &[], needles);
+}
+
+/// [`fails_with_all`] with these environment variables set.
+pub fn fails_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)], needles: &[&str]) {
+    let out = alexnet_train_with(args, cwd, env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
     assert_eq!(
