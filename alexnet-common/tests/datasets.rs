@@ -7,37 +7,17 @@ mod archives;
 #[path = "support/http_server.rs"]
 mod http_server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use alexnet_common::datasets::archive::{unpack, Limits};
 use alexnet_common::datasets::subsets::{ImageSize, Subset, SubsetFolder, IMAGENETTE_WNIDS};
 use alexnet_common::datasets::{DatasetArchive, UNPACKING_MARKER};
 use alexnet_model::download::Checksum;
-use archives::{imagenette_files, md5_hex, raw_tar_gz, raw_zip, tar_gz, tiny_imagenet_files, zip};
+use archives::{
+    imagenette_files, md5_hex, raw_tar_gz, raw_zip, tar_gz, temp_dir, tiny_imagenet_files, tree,
+    zip, TINY_WNIDS,
+};
 use http_server::{closed_url, Reply, Server};
-
-/// Three of Tiny ImageNet's classes (goldfish, Egyptian cat, lemon), sorted.
-const TINY_WNIDS: [&str; 3] = ["n01443537", "n02124075", "n07749582"];
-
-/// A fresh, empty temporary folder.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alexnet-datasets-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Every path below `dir`, relative and sorted (empty when `dir` does not exist).
-fn tree(dir: &Path) -> Vec<String> {
-    let mut paths: Vec<String> = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
-        .collect();
-    paths.sort();
-    paths
-}
 
 /// `subset`'s archive as served at `url` with the digest of `bytes`.
 fn served(subset: Subset, url: &str, bytes: &[u8]) -> DatasetArchive {

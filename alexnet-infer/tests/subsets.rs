@@ -8,36 +8,23 @@ mod archives;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use alexnet_common::datasets::archive::{unpack, Limits};
 use alexnet_common::datasets::subsets::IMAGENETTE_WNIDS;
-use alexnet_common::datasets::MIRROR_MD5_ENV;
 use alexnet_model::checkpoint::{save_model, WeightFormat};
-use alexnet_model::download::{CACHE_ENV, MIRROR_ENV};
 use alexnet_model::AlexNetConfig;
-use archives::{imagenette_files, md5_hex, tar_gz, tiny_imagenet_files, zip};
+use archives::{
+    imagenette_files, md5_hex, mirror_env, tar_gz, temp_dir, tiny_imagenet_files, zip, TINY_WNIDS,
+};
 use http_server::{Reply, Server};
 
-/// Three of Tiny ImageNet's classes (goldfish, Egyptian cat, lemon), sorted.
-const TINY_WNIDS: [&str; 3] = ["n01443537", "n02124075", "n07749582"];
-
-/// A fresh, empty temporary folder.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alexnet-infer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
-}
+/// A torchvision-layout network for 10 classes (tiny widths), as trained on Imagenette.
+const TEN_CLASSES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/weights/tv.safetensors"
+);
 
 /// Runs `alexnet-infer` with these environment variables.
 fn infer(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -98,19 +85,13 @@ fn unpacked(dir: &Path, archive: Vec<u8>) -> String {
 /// against its own classes, named by ImageNet's labels.
 #[test]
 fn eval_downloads_imagenette_and_scores_a_subset_model() {
-    let tmp = scratch("subset-nette");
+    let tmp = temp_dir("subset-nette");
     let bytes = tar_gz("imagenette2-160", &imagenette_files(&IMAGENETTE_WNIDS, 1));
     let server = Server::start("/imagenette2-160.tgz", Reply::Body(bytes.clone()));
-    let md5 = md5_hex(&bytes);
-    let cache = tmp.join("cache");
-    let env = [
-        (MIRROR_ENV, server.base()),
-        (MIRROR_MD5_ENV, md5.as_str()),
-        (CACHE_ENV, cache.to_str().unwrap()),
-    ];
-    let weights = repo("fixtures/weights/tv.safetensors");
+    let (md5, cache) = (md5_hex(&bytes), tmp.join("cache"));
+    let env = mirror_env(server.base(), &md5, &cache);
     let args = ["--dataset", "imagenette", "--size", "160", "--download"];
-    let report = eval_report(&weights, &args, &env);
+    let report = eval_report(TEN_CLASSES, &args, &env);
     assert_eq!(report["n"], 10);
     let classes = per_class(&report);
     assert_eq!(classes[0], (0, "tench".to_string(), 1));
@@ -130,7 +111,7 @@ fn eval_downloads_imagenette_and_scores_a_subset_model() {
         "--data-dir",
     ];
     let report = eval_report(
-        &weights,
+        TEN_CLASSES,
         &[&args[..], &[data.to_str().unwrap()]].concat(),
         &env,
     );
@@ -141,7 +122,7 @@ fn eval_downloads_imagenette_and_scores_a_subset_model() {
 /// A 1000-class model is scored against each image's ImageNet index.
 #[test]
 fn eval_scores_imagenet_models_against_imagenet_indices() {
-    let tmp = scratch("subset-imagenet");
+    let tmp = temp_dir("subset-imagenet");
     let weights = imagenet_weights(&tmp);
     let nette = unpacked(
         &tmp.join("nette"),
@@ -179,12 +160,11 @@ fn eval_scores_imagenet_models_against_imagenet_indices() {
 /// A model of another class count, and a folder without the data: one line each.
 #[test]
 fn eval_refusals_are_one_line() {
-    let tmp = scratch("subset-refused");
+    let tmp = temp_dir("subset-refused");
     let tiny = unpacked(
         &tmp.join("tiny"),
         zip("tiny-imagenet-200", &tiny_imagenet_files(&TINY_WNIDS, 1)),
     );
-    let weights = repo("fixtures/weights/tv.safetensors");
     let empty = tmp.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let cases: [(&[&str], &str); 3] = [
@@ -202,7 +182,7 @@ fn eval_refusals_are_one_line() {
         ),
     ];
     for (args, needle) in cases {
-        let mut all = vec!["eval", "--weights", &weights];
+        let mut all = vec!["eval", "--weights", TEN_CLASSES];
         all.extend(args);
         let out = infer(&all, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -8,13 +8,13 @@ mod common;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alexnet_common::cifar::{CifarKind, IMAGE_BYTES};
 use alexnet_common::datasets::{self, DatasetArchive};
 use alexnet_model::download::{download, Checksum};
 use alexnet_train::data::source::cifar_folder;
-use archives::{md5_hex, raw_tar_gz, tar_gz};
+use archives::{listing, md5_hex, raw_tar_gz, tar_gz};
 use common::{fails_with_all, temp_dir};
 use http_server::{closed_url, Reply, Server};
 
@@ -52,19 +52,6 @@ fn cifar100_archive() -> Vec<u8> {
         ("coarse_label_names.txt".to_string(), coarse.into_bytes()),
     ];
     tar_gz("cifar-100-binary", &files)
-}
-
-/// The names of the entries of a folder, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// The official archive of `kind`, but served at `url` with the MD5 `md5`.

@@ -14,7 +14,9 @@ use std::path::Path;
 use alexnet_common::datasets::subsets::{ImageSize, Subset, IMAGENETTE_WNIDS};
 use alexnet_common::datasets::MIRROR_MD5_ENV;
 use alexnet_model::download::{CACHE_ENV, MIRROR_ENV};
-use archives::{imagenette_files, md5_hex, tar_gz, tiny_imagenet_files, zip};
+use archives::{
+    imagenette_files, md5_hex, mirror_env, tar_gz, tiny_imagenet_files, zip, TINY_WNIDS,
+};
 use common::{alexnet_train_with, fails_with_env, temp_dir, train_lock, TINY};
 use http_server::{closed_url, Reply, Server};
 
@@ -40,8 +42,8 @@ fn imagenette_is_downloaded_once_and_trained_with_imagenet_names() {
     let tmp = temp_dir("subset-nette");
     let bytes = tar_gz("imagenette2-160", &imagenette_files(&IMAGENETTE_WNIDS, 2));
     let server = Server::start("/imagenette2-160.tgz", Reply::Body(bytes.clone()));
-    let md5 = md5_hex(&bytes);
-    let env = [(MIRROR_ENV, server.base()), (MIRROR_MD5_ENV, md5.as_str())];
+    let (md5, cache) = (md5_hex(&bytes), tmp.join("cache"));
+    let env = mirror_env(server.base(), &md5, &cache);
     let flags = ["--size", "160", "--data-dir", "nette", "--download"];
     let out = alexnet_train_with(&run_args("imagenette", "a", &flags), &tmp, &env);
     assert!(
@@ -76,16 +78,10 @@ fn imagenette_is_downloaded_once_and_trained_with_imagenet_names() {
 fn tiny_imagenet_goes_to_the_cache_folder() {
     let _lock = train_lock();
     let tmp = temp_dir("subset-tiny");
-    let wnids = ["n01443537", "n02124075", "n07749582"];
-    let bytes = zip("tiny-imagenet-200", &tiny_imagenet_files(&wnids, 2));
+    let bytes = zip("tiny-imagenet-200", &tiny_imagenet_files(&TINY_WNIDS, 2));
     let server = Server::start("/tiny-imagenet-200.zip", Reply::Body(bytes.clone()));
-    let md5 = md5_hex(&bytes);
-    let cache = tmp.join("cache");
-    let env = [
-        (MIRROR_ENV, server.base()),
-        (MIRROR_MD5_ENV, md5.as_str()),
-        (CACHE_ENV, cache.to_str().unwrap()),
-    ];
+    let (md5, cache) = (md5_hex(&bytes), tmp.join("cache"));
+    let env = mirror_env(server.base(), &md5, &cache);
     let out = alexnet_train_with(&run_args("tiny-imagenet", "t", &["--download"]), &tmp, &env);
     assert!(
         out.status.success(),

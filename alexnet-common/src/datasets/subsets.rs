@@ -81,7 +81,7 @@ pub enum Subset {
     /// fast.ai's Imagenette: 10 easily told apart ImageNet classes, 9,469 training and 3,925
     /// validation images.
     Imagenette,
-    /// fast.ai's Imagewoof: 10 dog breeds, 9,025 training and 3,929 validation images.
+    /// fast.ai's Imagewoof: 10 dog breeds, about 9,030 training and 3,930 validation images.
     Imagewoof,
     /// Stanford's Tiny ImageNet: 200 classes, 64×64 images, 500 training and 50 validation
     /// images each.
