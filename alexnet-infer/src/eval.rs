@@ -42,8 +42,8 @@ pub struct EvalArgs {
     #[arg(long, value_enum, requires = "dataset")]
     size: Option<ImageSize>,
     /// With --dataset: fetch it into its data folder first when it is not there (the
-    /// published archive, MD5-checked, unpacked, deleted; $ALEXNET_BURN_MIRROR=URL fetches
-    /// from URL/<archive name>).
+    /// published archive, MD5-checked, unpacked, deleted; `$ALEXNET_BURN_MIRROR=URL` fetches
+    /// from `URL/<archive name>`).
     #[arg(long, requires = "dataset")]
     download: bool,
     #[command(flatten)]

@@ -51,7 +51,7 @@ pub struct Args {
     /// Fetch the dataset into its data folder when it is not there: cifar10, cifar100,
     /// cifar100-coarse (cs.toronto.edu; needs --data-dir), imagenette, imagewoof (fast.ai),
     /// tiny-imagenet (Stanford). The archive is checked against its published MD5, unpacked
-    /// and deleted. $ALEXNET_BURN_MIRROR=URL fetches from URL/<archive name> instead.
+    /// and deleted. `$ALEXNET_BURN_MIRROR=URL` fetches from `URL/<archive name>` instead.
     #[arg(long)]
     pub download: bool,
     /// With --download: fetch the archive from this URL instead (the published MD5 is

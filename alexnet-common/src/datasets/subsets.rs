@@ -75,8 +75,7 @@ pub const IMAGEWOOF_WNIDS: [&str; 10] = [
 ];
 
 /// An ImageNet subset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Subset {
     /// fast.ai's Imagenette: 10 easily told apart ImageNet classes, 9,469 training and 3,925
     /// validation images.

@@ -122,8 +122,8 @@ pub struct TrainConfig {
     pub dataset: Dataset,
     /// Dataset folder: CIFAR binary files, `train/<class>/…` (and optionally `val/<class>/…`)
     /// images, or an ImageNet subset as its archive unpacks [default for cifar10: the built-in
-    /// sample; for the subsets: datasets/<imagenette2-320, …> in the cache folder,
-    /// $ALEXNET_BURN_CACHE or ~/.cache/alexnet-burn].
+    /// sample; for the subsets: `datasets/imagenette2-320` (etc.) in the cache folder,
+    /// `$ALEXNET_BURN_CACHE` or `~/.cache/alexnet-burn`].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// imagenette, imagewoof: which download, 160 or 320 (shorter side in pixels) or full
