@@ -60,7 +60,7 @@ impl BackendJob for Embed<'_> {
         let model = args.weights.load::<B>(&device)?;
         let preprocessing = args
             .preprocess
-            .apply(args.weights.default_preprocessing(model.config().variant))?;
+            .apply(args.weights.default_preprocessing(model.config()))?;
         check_batch_memory(model.config(), &preprocessing, args.batch_size, 1)?;
         let (mut paths, mut features, mut width, mut failed) = (vec![], vec![], 0, 0);
         let bar = progress(self.images.len(), "embedding");

@@ -206,7 +206,7 @@ impl BackendJob for Eval<'_> {
         }
         let preprocessing = args
             .preprocess
-            .apply(args.weights.default_preprocessing(config.variant))?;
+            .apply(args.weights.default_preprocessing(&config))?;
         let views_per_image = args.report.views_per_image();
         let batch_size = args.report.batch()?;
         check_batch_memory(&config, &preprocessing, batch_size, views_per_image)?;

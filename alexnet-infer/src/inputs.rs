@@ -7,6 +7,7 @@ use alexnet_common::args::parse_triple;
 use alexnet_common::backend::BackendKind;
 use alexnet_common::images::image_files_recursive;
 use alexnet_common::weights::read_checked;
+use alexnet_model::checkpoint::{detect_format, WeightFormat};
 use alexnet_model::files::escape_control;
 use alexnet_model::memory::check_views;
 use alexnet_model::preprocess::{load_rgb_checked, Preprocessing, CIFAR_MEAN, CIFAR_STD};
@@ -96,19 +97,34 @@ impl WeightArgs {
         Ok(model.map_err(|e| e.in_file(path))?)
     }
 
-    /// The preprocessing the weights expect before flags change it: the pretrained entry's,
-    /// else torchvision's (CIFAR's statistics at 32×32 for a cifar network).
-    pub fn default_preprocessing(&self, variant: Variant) -> Preprocessing {
+    /// The preprocessing the weights expect before flags change it: the pretrained entry's;
+    /// Caffe's for a `.caffemodel` (BGR, 0–255 values minus the mean pixel); else
+    /// torchvision's (CIFAR's statistics at 32×32 for a cifar network). A network without an
+    /// adaptive pool takes exactly its input side, so the crop is that side.
+    pub fn default_preprocessing(&self, config: &AlexNetConfig) -> Preprocessing {
         #[cfg(feature = "pretrained")]
         if let Some(spec) = self.spec() {
             return spec.preprocessing;
         }
-        let mut p = Preprocessing::default();
-        if variant == Variant::Cifar {
+        let from_caffe = self
+            .weights
+            .as_deref()
+            .and_then(|path| detect_format(path).ok())
+            == Some(WeightFormat::Caffe);
+        let mut p = if from_caffe {
+            Preprocessing::caffe()
+        } else {
+            Preprocessing::default()
+        };
+        if config.variant == Variant::Cifar {
             p.resize = 32;
             p.crop = 32;
             p.mean = CIFAR_MEAN;
             p.std = CIFAR_STD;
+        }
+        if config.adaptive_pool.is_none() {
+            p.crop = config.input_size;
+            p.resize = p.resize.max(p.crop);
         }
         p
     }
@@ -157,19 +173,19 @@ impl ReportArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PreprocessArgs {
     /// Resize the shorter side to this many pixels (default 256; 32 for cifar weights; both
-    /// sides for --pretrained caffe).
+    /// sides for Caffe's weights: --pretrained caffe or a .caffemodel).
     #[arg(long)]
     pub resize: Option<usize>,
-    /// Then take the central square of this side (default 224; 32 for cifar weights; 227 for
-    /// --pretrained caffe).
+    /// Then take the central square of this side (default 224 for torchvision weights; the
+    /// network's input side otherwise: 224 or Caffe's 227 for paper weights, 32 for cifar).
     #[arg(long)]
     pub crop: Option<usize>,
-    /// Per-channel mean, `R,G,B` (default ImageNet's 0.485,0.456,0.406; for --pretrained
-    /// caffe `B,G,R` on 0-255 values, 104,117,123).
+    /// Per-channel mean, `R,G,B` (default ImageNet's 0.485,0.456,0.406; for Caffe's weights
+    /// `B,G,R` on 0-255 values, 104,117,123).
     #[arg(long, value_parser = parse_triple)]
     pub mean: Option<[f32; 3]>,
     /// Per-channel standard deviation, `R,G,B` (default ImageNet's 0.229,0.224,0.225; 1,1,1
-    /// for --pretrained caffe).
+    /// for Caffe's weights).
     #[arg(long, value_parser = parse_triple)]
     pub std: Option<[f32; 3]>,
     /// Refuse a truncated image (a JPEG without its end) as unreadable, instead of warning

@@ -99,3 +99,57 @@ fn caffemodel_output_is_refused_in_one_line() {
     assert_eq!(text.trim_end().lines().count(), 1, "{text}");
     assert!(!output.exists());
 }
+
+/// `classify --weights x.caffemodel` takes Caffe's transform by default (256×256, center 227,
+/// BGR, 0–255 minus the mean pixel): its probabilities are those of the network on
+/// `Preprocessing::caffe()`'s view of the image (the transform itself is checked against a
+/// numpy reference in alexnet-model's preprocess tests), where torchvision's 224 crop would
+/// not even fit the 227×227 network.
+#[test]
+fn classify_on_a_caffemodel_uses_caffes_preprocessing() {
+    use alexnet_model::preprocess::{load_rgb, Preprocessing};
+    use alexnet_model::tensor::HostTensor;
+    use burn::backend::NdArray;
+    use burn::tensor::activation::softmax;
+
+    let image =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/preprocess/landscape.png");
+    let weights = caffe("tiny_layer.caffemodel");
+    let out = Command::new(env!("CARGO_BIN_EXE_alexnet-infer"))
+        .args([
+            "classify",
+            "--backend",
+            "ndarray",
+            "--format",
+            "json",
+            "--top-k",
+            "3",
+        ])
+        .arg("--weights")
+        .arg(&weights)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let device = Default::default();
+    let model = read_checkpoint(&weights)
+        .unwrap()
+        .into_model::<NdArray>(None, None, &device)
+        .unwrap();
+    let view = Preprocessing::caffe().center_view(&load_rgb(&image).unwrap());
+    let input = view.to_tensor::<NdArray, 3>(&device).unsqueeze::<4>();
+    let probs = HostTensor::from_tensor(softmax(model.forward(input), 1)).values;
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    for (got, &index) in line["top"].as_array().unwrap().iter().zip(&order) {
+        assert_eq!(got["index"], index);
+        let prob = got["prob"].as_f64().unwrap();
+        assert!(
+            (prob - probs[index] as f64).abs() <= 1e-5,
+            "{prob} vs {}",
+            probs[index]
+        );
+    }
+}
