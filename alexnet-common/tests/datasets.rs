@@ -4,6 +4,8 @@
 
 #[path = "support/archives.rs"]
 mod archives;
+#[path = "support/folders.rs"]
+mod folders;
 #[path = "support/http_server.rs"]
 mod http_server;
 
@@ -14,9 +16,9 @@ use alexnet_common::datasets::subsets::{ImageSize, Subset, SubsetFolder, IMAGENE
 use alexnet_common::datasets::{DatasetArchive, UNPACKING_MARKER};
 use alexnet_model::download::Checksum;
 use archives::{
-    imagenette_files, md5_hex, raw_tar_gz, raw_zip, tar_gz, temp_dir, tiny_imagenet_files, tree,
-    zip, TINY_WNIDS,
+    imagenette_files, md5_hex, raw_tar_gz, raw_zip, tar_gz, tiny_imagenet_files, zip, TINY_WNIDS,
 };
+use folders::{temp_dir, tree};
 use http_server::{closed_url, Reply, Server};
 
 /// `subset`'s archive as served at `url` with the digest of `bytes`.

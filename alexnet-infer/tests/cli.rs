@@ -1,11 +1,14 @@
 //! The command-line contracts of `alexnet-infer info` and `bench`, run as a user would.
 
+#[path = "../../alexnet-common/tests/support/folders.rs"]
+mod folders;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use folders::listing;
 use http_server::{closed_url, Reply, Server};
 
 fn infer(args: &[&str]) -> Output {
@@ -756,18 +759,6 @@ fn infer_with_cache(args: &[&str], cache: &Path, mirror: &str) -> Output {
         .env("ALEXNET_BURN_MIRROR", mirror)
         .output()
         .expect("alexnet-infer runs")
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// `--pretrained` through a mirror that serves a file of the right name but the wrong

@@ -5,6 +5,8 @@
 
 #[path = "../../alexnet-common/tests/support/archives.rs"]
 mod archives;
+#[path = "../../alexnet-common/tests/support/folders.rs"]
+mod folders;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
@@ -16,8 +18,9 @@ use alexnet_common::datasets::subsets::IMAGENETTE_WNIDS;
 use alexnet_model::checkpoint::{save_model, WeightFormat};
 use alexnet_model::AlexNetConfig;
 use archives::{
-    imagenette_files, md5_hex, mirror_env, tar_gz, temp_dir, tiny_imagenet_files, zip, TINY_WNIDS,
+    imagenette_files, md5_hex, mirror_env, tar_gz, tiny_imagenet_files, zip, TINY_WNIDS,
 };
+use folders::temp_dir;
 use http_server::{Reply, Server};
 
 /// A torchvision-layout network for 10 classes (tiny widths), as trained on Imagenette.

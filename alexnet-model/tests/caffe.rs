@@ -3,14 +3,18 @@
 //! bvlc_alexnet's network are refused in one line naming the file and the layer. The fixtures
 //! in `fixtures/caffe/` are written by `fixtures/make_caffe_fixtures.py`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alexnet_model::checkpoint::{
     detect_format, format_from_extension, read_checkpoint, save_model, WeightFormat,
 };
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::weights::read_safetensors;
-use alexnet_model::{AlexNetBackend, AlexNetConfig, AlexNetError, LrnPreset, Variant};
+use alexnet_model::{AlexNetBackend, AlexNetConfig, LrnPreset, Variant};
+
+mod common;
+
+use common::message;
 
 /// The two files holding the tiny network: `layer` entries with `shape` blobs, and V1
 /// `layers` with num/channels/height/width blobs.
@@ -67,20 +71,6 @@ impl Drop for Temp {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// The error's message, checked to be one line naming `file`.
-fn message<T>(result: Result<T, AlexNetError>, file: &Path) -> String {
-    let Err(error) = result else {
-        panic!("{}: expected an error", file.display())
-    };
-    let text = error.to_string();
-    assert!(matches!(error, AlexNetError::File { .. }), "{text}");
-    assert!(!text.contains('\n'), "not one line: {text}");
-    let name = file.file_name().unwrap().to_str().unwrap();
-    assert!(text.contains(name), "does not name {name}: {text}");
-    println!("{text}");
-    text
 }
 
 /// Both formats: detected by content, the configuration read from the layers, and PyTorch's

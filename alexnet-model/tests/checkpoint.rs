@@ -10,9 +10,11 @@ use alexnet_model::checkpoint::{
 use alexnet_model::tensor::HostTensor;
 use alexnet_model::weights::{read_safetensors, StateDict};
 use alexnet_model::KeyLayout;
-use alexnet_model::{AlexNet, AlexNetConfig, AlexNetError, LrnPreset, Variant};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use alexnet_model::{AlexNet, AlexNetConfig, LrnPreset, Variant};
+
+mod common;
+
+use common::{formula_input, max_diff, message};
 
 type B = burn::backend::NdArray;
 
@@ -39,17 +41,6 @@ impl Drop for Temp {
     }
 }
 
-/// The fixture script's input: x[i] = ((((i·2654435761) mod 2³²) >> 24) − 128) / 64.
-fn formula_input<Bk: Backend>(side: usize) -> Tensor<Bk, 4> {
-    let values: Vec<f32> = (0..(3 * side * side) as u64)
-        .map(|i| ((((i * 2_654_435_761) % (1 << 32)) >> 24) as f32 - 128.0) / 64.0)
-        .collect();
-    Tensor::from_data(
-        TensorData::new(values, [1, 3, side, side]),
-        &Default::default(),
-    )
-}
-
 fn reference(key: &str) -> HostTensor {
     let bytes = std::fs::read(weights("reference.safetensors")).unwrap();
     let (dict, _) = read_safetensors(&bytes).unwrap();
@@ -58,29 +49,6 @@ fn reference(key: &str) -> HostTensor {
 
 fn logits<Bk: alexnet_model::AlexNetBackend>(model: &AlexNet<Bk>, side: usize) -> HostTensor {
     HostTensor::from_tensor(model.try_forward(formula_input(side)).unwrap())
-}
-
-fn max_diff(a: &HostTensor, b: &HostTensor) -> f32 {
-    assert_eq!(a.shape, b.shape);
-    a.values
-        .iter()
-        .zip(&b.values)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// The error's message, checked to be one line naming `file`.
-fn message<T>(result: Result<T, AlexNetError>, file: &Path) -> String {
-    let Err(error) = result else {
-        panic!("{}: expected an error", file.display())
-    };
-    let text = error.to_string();
-    assert!(matches!(error, AlexNetError::File { .. }), "{text}");
-    assert!(!text.contains('\n'), "not one line: {text}");
-    let name = file.file_name().unwrap().to_str().unwrap();
-    assert!(text.contains(name), "does not name {name}: {text}");
-    println!("{text}");
-    text
 }
 
 #[test]

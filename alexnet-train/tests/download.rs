@@ -5,6 +5,8 @@
 #[path = "../../alexnet-common/tests/support/archives.rs"]
 mod archives;
 mod common;
+#[path = "../../alexnet-common/tests/support/folders.rs"]
+mod folders;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
@@ -14,8 +16,9 @@ use alexnet_common::cifar::{CifarKind, IMAGE_BYTES};
 use alexnet_common::datasets::{self, DatasetArchive};
 use alexnet_model::download::{download, Checksum};
 use alexnet_train::data::source::cifar_folder;
-use archives::{listing, md5_hex, raw_tar_gz, tar_gz};
+use archives::{md5_hex, raw_tar_gz, tar_gz};
 use common::{fails_with_all, temp_dir};
+use folders::listing;
 use http_server::{closed_url, Reply, Server};
 
 /// `n` CIFAR records with `label_bytes` label bytes (labels below `classes`).

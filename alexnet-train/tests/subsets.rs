@@ -6,6 +6,8 @@
 #[path = "../../alexnet-common/tests/support/archives.rs"]
 mod archives;
 mod common;
+#[path = "../../alexnet-common/tests/support/folders.rs"]
+mod folders;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 

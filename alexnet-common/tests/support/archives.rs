@@ -1,54 +1,19 @@
 //! Miniature dataset archives for the download tests: `.tar.gz` and `.zip` writers (well
 //! formed, or raw with any entry name and type), Imagenette and Tiny ImageNet in their real
-//! layouts with a few tiny JPEGs, the environment of a run that downloads from a local mirror,
-//! and what a folder holds afterwards.
+//! layouts with a few tiny JPEGs, and the environment of a run that downloads from a local
+//! mirror.
 //!
 //! Include it with `#[path = "<relative path to>/alexnet-common/tests/support/archives.rs"]
-//! mod archives;` (it needs `flate2`, `tar`, `zip` and `image`).
+//! mod archives;` (it needs `flate2`, `tar`, `zip` and `image`); temporary folders and their
+//! listings are in `folders.rs`.
 
 #![allow(dead_code)]
 
 use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Three of Tiny ImageNet's classes (goldfish, Egyptian cat, lemon), sorted.
 pub const TINY_WNIDS: [&str; 3] = ["n01443537", "n02124075", "n07749582"];
-
-/// A fresh, empty temporary folder for test `name`.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alexnet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The names of the entries of a folder, sorted (empty when it does not exist).
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Every path below `dir`, relative and sorted (empty when it does not exist).
-pub fn tree(dir: &Path) -> Vec<String> {
-    let mut paths = Vec::new();
-    for name in listing(dir) {
-        paths.extend(
-            tree(&dir.join(&name))
-                .into_iter()
-                .map(|p| format!("{name}/{p}")),
-        );
-        paths.push(name);
-    }
-    paths.sort();
-    paths
-}
 
 /// The environment variables of a run that downloads from the mirror at `base`, accepts the
 /// miniature archive's `md5` instead of the published one, and caches in `cache`.
