@@ -27,7 +27,8 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sha1::Digest;
@@ -198,14 +199,50 @@ pub fn cache_dir() -> Result<PathBuf, AlexNetError> {
     }
 }
 
+/// Files this process has verified (or downloaded), with the length and modification time
+/// they had then: fetching an unchanged file again skips hashing it a second time
+/// (alexnet-train fetches `--pretrained` before it makes the run folder, then to load it).
+static VERIFIED: Mutex<Vec<(PathBuf, RemoteFile, u64, SystemTime)>> = Mutex::new(Vec::new());
+
+/// A file's length and modification time, if it can be read.
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
+}
+
+fn verified_before(path: &Path, file: &RemoteFile) -> bool {
+    let Some((len, modified)) = stamp(path) else {
+        return false;
+    };
+    let verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+    verified
+        .iter()
+        .any(|(p, f, l, m)| p == path && f == file && *l == len && *m == modified)
+}
+
+fn remember_verified(path: &Path, file: &RemoteFile) {
+    if let Some((len, modified)) = stamp(path) {
+        let mut verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+        verified.retain(|(p, ..)| p != path);
+        verified.push((path.to_path_buf(), file.clone(), len, modified));
+    }
+}
+
 /// The file in `dir`, downloaded first if it is not there (see the module docs): verified
-/// before it is returned, whether it was cached or fetched. With `progress`, a download is
+/// before it is returned, whether it was cached or fetched (once per process while it stays
+/// unchanged: same length and modification time). With `progress`, a download is
 /// announced on stderr (`downloading <url> into <dir>`) and drawn as a progress bar.
 pub fn fetch(file: &RemoteFile, dir: &Path, progress: bool) -> Result<PathBuf, AlexNetError> {
     let path = dir.join(&file.file_name);
+    if verified_before(&path, file) {
+        return Ok(path);
+    }
     if path.exists() {
         match file.verify(&path) {
-            Ok(()) => return Ok(path),
+            Ok(()) => {
+                remember_verified(&path, file);
+                return Ok(path);
+            }
             Err(why) => {
                 eprintln!(
                     "warning: {}: {why}; removing it and downloading again",
@@ -225,6 +262,7 @@ pub fn fetch(file: &RemoteFile, dir: &Path, progress: bool) -> Result<PathBuf, A
         eprintln!("downloading {url} into {}", dir.display());
     }
     download(&url, &path, &file.checksum, file.size, progress)?;
+    remember_verified(&path, file);
     Ok(path)
 }
 

@@ -3,6 +3,9 @@
 //! [`WeightsSpec`] whose SHA-256 prefix is that file's, and the download, cache, verification
 //! and loading paths run as they do for `AlexNetWeights::TorchvisionImagenet1kV1`.
 
+mod common;
+#[path = "../../alexnet-common/tests/support/folders.rs"]
+mod folders;
 #[path = "../../alexnet-common/tests/support/http_server.rs"]
 mod http_server;
 
@@ -15,7 +18,8 @@ use alexnet_model::tensor::HostTensor;
 use alexnet_model::weights::read_safetensors;
 use alexnet_model::{AlexNetConfig, WeightsSpec};
 use burn::backend::NdArray;
-use burn::tensor::{Tensor, TensorData};
+use common::{formula_input, max_diff};
+use folders::listing;
 use http_server::{closed_url, Reply, Server};
 
 /// `sha256sum fixtures/weights/tv.pth` (run when the fixture was written; a regenerated
@@ -70,16 +74,6 @@ fn test_entry(
     }
 }
 
-fn max_abs_diff(actual: &HostTensor, expected: &HostTensor) -> f32 {
-    assert_eq!(actual.shape, expected.shape);
-    actual
-        .values
-        .iter()
-        .zip(&expected.values)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-}
-
 /// A fresh, empty cache folder, removed when dropped.
 struct CacheDir(PathBuf);
 
@@ -89,19 +83,6 @@ impl CacheDir {
             std::env::temp_dir().join(format!("alexnet-pretrained-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Self(dir)
-    }
-
-    /// The names of the files in the folder, sorted (hidden temporary files included).
-    fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
     }
 }
 
@@ -118,16 +99,6 @@ fn pytorch_logits() -> HostTensor {
     read_safetensors(&bytes).unwrap().0["logits_torchvision"].clone()
 }
 
-fn formula_input(side: usize) -> Tensor<NdArray, 4> {
-    let values: Vec<f32> = (0..(3 * side * side) as u64)
-        .map(|i| ((((i * 2_654_435_761) % (1 << 32)) >> 24) as f32 - 128.0) / 64.0)
-        .collect();
-    Tensor::from_data(
-        TensorData::new(values, [1, 3, side, side]),
-        &Default::default(),
-    )
-}
-
 fn served_file() -> Vec<u8> {
     std::fs::read(fixture("tv.pth")).unwrap()
 }
@@ -141,17 +112,23 @@ fn a_named_entry_is_downloaded_once_verified_and_gives_pytorchs_logits() {
 
     let path = fetch(&spec.file, &cache.0, false).unwrap();
     assert_eq!(path, cache.0.join(file_name()));
-    assert_eq!(cache.listing(), vec![file_name()]);
+    assert_eq!(listing(&cache.0), vec![file_name()]);
     let model = spec
         .load::<NdArray>(&path, None, &Default::default())
         .unwrap();
-    let logits = HostTensor::from_tensor(model.forward(formula_input(63)));
-    let diff = max_abs_diff(&logits, &pytorch_logits());
+    let logits = HostTensor::from_tensor(model.forward(formula_input::<NdArray>(63)));
+    let diff = max_diff(&logits, &pytorch_logits());
     assert!(diff <= 1e-4, "logits differ from PyTorch's by {diff}");
 
     // Reused from the cache: no second request.
     assert_eq!(fetch(&spec.file, &cache.0, false).unwrap(), path);
     assert_eq!(server.requests(), 1);
+
+    // Changed after it was verified: checked again, found wrong, fetched again.
+    std::fs::write(&path, b"changed").unwrap();
+    assert_eq!(fetch(&spec.file, &cache.0, false).unwrap(), path);
+    assert_eq!(server.requests(), 2);
+    assert_eq!(std::fs::read(&path).unwrap(), served_file());
 }
 
 #[test]
@@ -165,7 +142,7 @@ fn a_corrupt_cache_entry_is_replaced_by_a_fresh_download() {
     let path = fetch(&spec(server.url(&route)).file, &cache.0, false).unwrap();
     assert_eq!(std::fs::read(path).unwrap(), served_file());
     assert_eq!(server.requests(), 1);
-    assert_eq!(cache.listing(), vec![file_name()]);
+    assert_eq!(listing(&cache.0), vec![file_name()]);
 }
 
 /// Every failure is one line naming the URL and leaves nothing in the cache.
@@ -196,9 +173,9 @@ fn failed_downloads_leave_the_cache_clean() {
         assert!(err.contains(expected) && err.contains(&url), "{err}");
         assert!(!err.contains('\n'), "{err}");
         assert!(
-            cache.listing().is_empty(),
+            listing(&cache.0).is_empty(),
             "{expected}: {:?}",
-            cache.listing()
+            listing(&cache.0)
         );
     }
 
@@ -214,7 +191,7 @@ fn failed_downloads_leave_the_cache_clean() {
         cache.0.join(file_name()).display()
     );
     assert!(err.contains(&url) && err.contains(&by_hand), "{err}");
-    assert!(cache.listing().is_empty(), "{:?}", cache.listing());
+    assert!(listing(&cache.0).is_empty(), "{:?}", listing(&cache.0));
 }
 
 /// A verified file that is not the entry's network is refused, not loaded into another one.
@@ -275,6 +252,6 @@ fn a_caffe_entry_loads_into_the_paper_variant_with_pytorchs_logits() {
         .sub_scalar(128.0)
         .div_scalar(64.0);
     let logits = HostTensor::from_tensor(model.forward(input));
-    let diff = max_abs_diff(&logits, &dict["logits"]);
+    let diff = max_diff(&logits, &dict["logits"]);
     assert!(diff <= 1e-4, "logits differ from PyTorch's by {diff}");
 }
