@@ -45,7 +45,12 @@ enum Command {
 pub use alexnet_common::args::ModelArgs;
 pub use alexnet_common::bench::Format;
 
+/// mimalloc, keeping freed memory for reuse (see [`alexnet_common::allocator`]).
+#[global_allocator]
+static ALLOCATOR: alexnet_common::allocator::MiMalloc = alexnet_common::allocator::MiMalloc;
+
 fn main() -> ExitCode {
+    alexnet_common::allocator::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err)

@@ -6,7 +6,12 @@ use alexnet_train::cli::{Args, Invocation};
 use clap::error::ErrorKind;
 use clap::CommandFactory;
 
+/// mimalloc, keeping freed memory for reuse (see [`alexnet_common::allocator`]).
+#[global_allocator]
+static ALLOCATOR: alexnet_common::allocator::MiMalloc = alexnet_common::allocator::MiMalloc;
+
 fn main() -> ExitCode {
+    alexnet_common::allocator::keep_freed_memory();
     let parsed = Args::command()
         .try_get_matches()
         .and_then(|matches| Invocation::from_matches(&matches));
