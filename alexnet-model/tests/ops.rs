@@ -48,7 +48,9 @@ impl Draw {
                 .max(1),
         ];
         Case {
-            batch: 1 + self.below(3),
+            // Up to 3 images, or 17: Flex's weight gradient then multiplies several
+            // images' patch matrices at once (an eighth of the batch per product).
+            batch: [1, 2, 3, 17][self.below(4)],
             channels: groups * (1 + self.below(4)),
             kernels: groups * (1 + self.below(5)),
             groups,

@@ -639,8 +639,17 @@ impl Conv {
             let input = &mut image_grad[(group * self.channels + c) * plane..][..plane];
             self.for_each_span(i, j, |y, iy, span, first_ix| {
                 let dst = &mut input[iy * w + first_ix..];
-                for (k, s) in src[y * ow..][span].iter().enumerate() {
-                    dst[k * sw] += s;
+                let src = &src[y * ow..][span];
+                if sw == 1 {
+                    // Contiguous on both sides: one vectorised pass.
+                    dst[..src.len()]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d += s);
+                } else {
+                    for (k, s) in src.iter().enumerate() {
+                        dst[k * sw] += s;
+                    }
                 }
             });
         }
