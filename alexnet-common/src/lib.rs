@@ -2,8 +2,9 @@
 //! (no autodiff or charts): the one place a concrete Burn backend is named ([`backend`]), the
 //! CIFAR binary reader ([`cifar`]), image-folder walking ([`images`]), datasets by name and
 //! their downloads ([`datasets`]: CIFAR, Imagenette, Imagewoof, Tiny ImageNet), shared flag
-//! parsers ([`args`]), the binaries' memory allocator ([`allocator`]), weight files read with a check of their values ([`weights`]) and the
-//! benchmarks' timing rule ([`bench`](mod@bench)).
+//! parsers ([`args`]), the binaries' memory allocator ([`allocator`]), weight files read with
+//! a check of their values ([`weights`]) and the benchmarks' timing rule
+//! ([`bench`](mod@bench)).
 
 pub mod allocator;
 pub mod args;
