@@ -223,7 +223,7 @@ impl Pool {
                     {
                         // Selects, not branches: they vectorise.
                         for ((m, r), &v) in largest.iter_mut().zip(&mut first_row).zip(row) {
-                            let take = (v > *m) | (v.is_nan() & !m.is_nan());
+                            let take = beats(v, *m);
                             *m = if take { v } else { *m };
                             *r = if take { i as u32 + 1 } else { *r };
                         }
@@ -246,8 +246,9 @@ impl Pool {
 }
 
 /// Whether `candidate` replaces `current` as a window's maximum: larger, or the first NaN.
+/// (Bitwise `|` and `&`, not `||` and `&&`: no branches, so the loops over a row vectorise.)
 fn beats(candidate: f32, current: f32) -> bool {
-    candidate > current || (candidate.is_nan() && !current.is_nan())
+    (candidate > current) | (candidate.is_nan() & !current.is_nan())
 }
 
 /// `max(a, b)`, NaN if either is (PyTorch's pooling propagates NaN; `f32::max` drops it).
@@ -497,10 +498,7 @@ impl Conv {
                     *bias_grad = sum(grad);
                 }
             });
-        let mut bias_grad = vec![0.0f32; out_channels];
-        for image in image_bias_grads.chunks_exact(out_channels) {
-            bias_grad.iter_mut().zip(image).for_each(|(b, g)| *b += g);
-        }
+        let bias_grad = add_in_order(out_channels, image_bias_grads.chunks_exact(out_channels));
 
         // Weights: a partial sum per fixed part of the batch, in parallel, then the parts
         // added in order — the same numbers whatever the thread count.
@@ -515,13 +513,7 @@ impl Conv {
                 )
             })
             .collect();
-        let mut transposed = partials[0].clone();
-        for partial in &partials[1..] {
-            transposed
-                .iter_mut()
-                .zip(partial)
-                .for_each(|(w, p)| *w += p);
-        }
+        let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
         let weight_grad = self.untranspose(&transposed);
 
         // Input: col2im(Wᵀ · grad[n]) per image, skipped where nobody needs it.
@@ -709,6 +701,16 @@ impl Conv {
             });
         }
     }
+}
+
+/// The element-wise sum of `parts` (each `len` long), added in the order given: the same
+/// numbers whatever the thread count that made the parts.
+fn add_in_order<'a>(len: usize, parts: impl IntoIterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut total = vec![0.0f32; len];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 /// `Σ values`, in 16 interleaved partial sums (which vectorise; a plain `f32` sum is one
