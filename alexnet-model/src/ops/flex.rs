@@ -1,16 +1,17 @@
 //! [`AlexNetBackend`] for Flex, on its tensors' `f32` buffers.
 //!
-//! The convolution is Caffe's im2col + gemm, one image per thread: per image and group,
-//! `im2col` lays the input patches out as a `[C/g·kh·kw, H'·W']` matrix and one gemm (the
-//! `gemm` crate, which Flex itself uses) multiplies the `[O/g, C/g·kh·kw]` weights by it into
-//! the NCHW output, which starts as the bias; the ReLU follows in the same task. (A single
-//! image spreads its gemms over the threads instead; one large gemm over many images ran
-//! slower than one image per thread, measured.) Flex's own convolution converts every input
-//! to NHWC, runs one small gemm per 512-position tile, and adds bias and ReLU in separate
-//! passes; its backward pass is Burn's generic one (transposed convolutions).
+//! The convolution is Caffe's im2col + gemm, one tile of images per thread: per tile and
+//! group, `im2col` lays the input patches out as a `[C/g·kh·kw, H'·W']` matrix per image,
+//! side by side, and one gemm (the `gemm` crate, which Flex itself uses) multiplies the
+//! `[O/g, C/g·kh·kw]` weights by them; bias and ReLU follow on the way into the NCHW output.
+//! A tile is one image, or as many as it takes to reach [`TILE_COLUMNS`] output positions
+//! (the 7×7 maps of the cifar variant: four). (A single tile spreads its gemms over the
+//! threads instead; one large gemm over many large images ran slower than one image per
+//! thread, measured.) Flex's own convolution converts every input to NHWC, runs one small
+//! gemm per 512-position tile, and adds bias and ReLU in separate passes; its backward pass is Burn's generic one (transposed convolutions).
 //!
 //! The backward pass is the adjoint of the same steps: the input gradient is
-//! `col2im(Wᵀ · grad)` per image, skipped where nobody needs it (conv1's input); the weight
+//! `col2im(Wᵀ · grad)` per tile, skipped where nobody needs it (conv1's input); the weight
 //! gradient `Σₙ grad[n] · col[n]ᵀ` is summed in a fixed number of parts of the batch in
 //! parallel (each part's patch matrices side by side, so its products are long), then the
 //! parts in order: deterministic whatever the thread count.
@@ -212,6 +213,8 @@ impl Pool {
             .zip(output_grad.par_chunks_exact(self.out_height * ow))
             .for_each(|((input_grad, plane), grad)| {
                 let (mut largest, mut first_row) = (vec![0.0f32; w], vec![0u32; w]);
+                // Each window's chosen column so far.
+                let mut best = vec![0usize; ow];
                 for (oy, grad) in grad.chunks_exact(ow).enumerate() {
                     let top = oy * sh;
                     largest.copy_from_slice(&plane[top * w..][..w]);
@@ -221,23 +224,30 @@ impl Pool {
                         .take(kh - 1)
                         .enumerate()
                     {
-                        // Selects, not branches: they vectorise.
+                        // Bit masks, not branches (which the compiler kept, one mispredicted
+                        // jump per element on random data): the loop vectorises.
                         for ((m, r), &v) in largest.iter_mut().zip(&mut first_row).zip(row) {
-                            let take = beats(v, *m);
-                            *m = if take { v } else { *m };
-                            *r = if take { i as u32 + 1 } else { *r };
+                            let take = 0u32.wrapping_sub(u32::from(beats(v, *m)));
+                            *m = f32::from_bits((v.to_bits() & take) | (m.to_bits() & !take));
+                            *r = ((i as u32 + 1) & take) | (*r & !take);
                         }
                     }
-                    for (ox, g) in grad.iter().enumerate() {
-                        let left = ox * sw;
-                        let mut best = left;
-                        for at in left + 1..left + kw {
-                            let (v, m) = (largest[at], largest[best]);
-                            let tie = v == m || (v.is_nan() && m.is_nan());
-                            let take = beats(v, m) || (tie && first_row[at] < first_row[best]);
-                            best = if take { at } else { best };
+                    // Every window of the row at once, one kernel column after another (no
+                    // chain of dependent loads through each window's running choice).
+                    for (ox, best) in best.iter_mut().enumerate() {
+                        *best = ox * sw;
+                    }
+                    for t in 1..kw {
+                        for (ox, best) in best.iter_mut().enumerate() {
+                            let at = ox * sw + t;
+                            let (v, m) = (largest[at], largest[*best]);
+                            let tie = (v == m) | (v.is_nan() & m.is_nan());
+                            let take = beats(v, m) | (tie & (first_row[at] < first_row[*best]));
+                            *best = if take { at } else { *best };
                         }
-                        input_grad[(top + first_row[best] as usize) * w + best] += g;
+                    }
+                    for (&at, g) in best.iter().zip(grad) {
+                        input_grad[(top + first_row[at] as usize) * w + at] += g;
                     }
                 }
             });
@@ -313,6 +323,12 @@ const SMALL_BATCH: usize = 4;
 
 /// The small-batch fully connected layer sums its weight rows in this many parts.
 const FC_PARTS: usize = 8;
+
+/// Patch-matrix columns (output positions) one product takes at least: a layer whose map
+/// has fewer puts several images side by side, so that `gemm` packs the weights once for
+/// all of them (measured alone, one thread: the cifar variant's 7×7 layers ran at 77–84
+/// GFLOP/s one image per product, 92–102 with four).
+const TILE_COLUMNS: usize = 160;
 
 /// The weight gradient is summed in this many parts of the batch, in parallel, then in
 /// order: a fixed number, so the result does not depend on the thread count.
@@ -421,47 +437,71 @@ impl Conv {
         (row / (kh * kw), (row / kw) % kh, row % kw)
     }
 
-    /// How the products of one image run: several images go in parallel, one image per
-    /// thread; a single image spreads its products over the threads.
-    fn parallelism(&self) -> Parallelism {
-        if self.batch > 1 {
+    /// Images per product: enough that their output positions reach [`TILE_COLUMNS`] (one
+    /// image where its map alone has that many).
+    fn tile_images(&self) -> usize {
+        TILE_COLUMNS
+            .div_ceil(self.cols())
+            .clamp(1, self.batch.max(1))
+    }
+
+    /// How the products of one task run when there are `tasks` of them: several go in
+    /// parallel, one per thread; a single task spreads its products over the threads.
+    fn parallelism(tasks: usize) -> Parallelism {
+        if tasks > 1 {
             Parallelism::None
         } else {
             Parallelism::Rayon(0)
         }
     }
 
-    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`.
+    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: per tile of
+    /// [`tile_images`](Self::tile_images) images and group, one product over the tile's patch
+    /// matrices side by side, then bias and ReLU on the way into each image's output.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
         let (rows, cols, out_len) = (self.rows(), self.cols(), self.out_image_len());
+        let tile = self.tile_images();
+        let parallelism = Self::parallelism(self.batch.div_ceil(tile));
         let mut out = vec![0.0f32; self.batch * out_len];
-        x.par_chunks_exact(self.image_len())
-            .zip(out.par_chunks_exact_mut(out_len))
-            .for_each(|(image, output)| {
-                let mut col = vec![0.0f32; rows * cols];
+        out.par_chunks_mut(tile * out_len)
+            .enumerate()
+            .for_each(|(t, outputs)| {
+                let images = t * tile..t * tile + outputs.len() / out_len;
+                let width = images.len() * cols;
+                let mut col = vec![0.0f32; rows * width];
+                let mut product = vec![0.0f32; self.kernels * width];
                 for g in 0..self.groups {
-                    self.im2col(image, g, &mut col, cols);
+                    self.im2col_images(&x, images.clone(), g, &mut col);
                     let kernels = g * self.kernels..(g + 1) * self.kernels;
-                    let output = &mut output[kernels.start * cols..kernels.end * cols];
-                    for (row, b) in output.chunks_exact_mut(cols).zip(&bias[kernels.clone()]) {
-                        row.fill(*b);
-                    }
-                    // [O/g, rows] · [rows, H'W'] + bias
+                    // [O/g, rows] · [rows, n·H'W']
                     let w = &weight[kernels.start * rows..kernels.end * rows];
-                    let shape = [self.kernels, cols];
-                    let parallelism = self.parallelism();
+                    let shape = [self.kernels, width];
                     matmul(
-                        output,
+                        &mut product,
                         shape,
-                        true,
+                        false,
                         (w, false),
                         (&col, false),
                         rows,
                         parallelism,
                     );
+                    for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
+                        let output = &mut output[kernels.start * cols..kernels.end * cols];
+                        let sums = product
+                            .chunks_exact(width)
+                            .map(|row| &row[n * cols..][..cols]);
+                        for ((output, sums), &b) in output
+                            .chunks_exact_mut(cols)
+                            .zip(sums)
+                            .zip(&bias[kernels.clone()])
+                        {
+                            for (o, &v) in output.iter_mut().zip(sums) {
+                                *o = (v + b).max(0.0);
+                            }
+                        }
+                    }
                 }
-                output.iter_mut().for_each(|v| *v = v.max(0.0));
             });
         tensor(out, self.out_shape())
     }
@@ -516,13 +556,19 @@ impl Conv {
         let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
         let weight_grad = self.untranspose(&transposed);
 
-        // Input: col2im(Wᵀ · grad[n]) per image, skipped where nobody needs it.
+        // Input: col2im(Wᵀ · grad) per tile of images, skipped where nobody needs it.
         let input_grad = x_grad.then(|| {
+            let tile = self.tile_images();
+            let parallelism = Self::parallelism(self.batch.div_ceil(tile));
+            let image_len = self.image_len();
             let mut input_grad = vec![0.0f32; x.len()];
             input_grad
-                .par_chunks_exact_mut(self.image_len())
-                .zip(grad.par_chunks_exact(out_len))
-                .for_each(|(image_grad, grad)| self.input_grad(&weight, grad, image_grad));
+                .par_chunks_mut(tile * image_len)
+                .enumerate()
+                .for_each(|(t, image_grads)| {
+                    let images = t * tile..t * tile + image_grads.len() / image_len;
+                    self.input_grad(&weight, &grad, images, image_grads, parallelism);
+                });
             let shape = [
                 self.batch,
                 self.groups * self.channels,
@@ -548,23 +594,17 @@ impl Conv {
     /// faster with the result transposed than in the weights' own layout: measured alone
     /// on the cifar variant's shapes, +18 % conv1, +17 % conv2, +13 % conv5, ±0 conv4.)
     fn weight_grad(&self, x: &[f32], grad: &[f32], images: Range<usize>) -> Vec<f32> {
-        let (rows, cols, out_len) = (self.rows(), self.cols(), self.out_image_len());
+        let (rows, cols) = (self.rows(), self.cols());
         let mut sum = vec![0.0f32; self.groups * rows * self.kernels];
-        let parallelism = self.parallelism();
+        let parallelism = Self::parallelism(self.batch.min(WEIGHT_GRAD_PARTS));
         for chunk in self.chunks(images) {
             let width = chunk.len() * cols;
             let mut col = vec![0.0f32; rows * width];
             let mut gathered = vec![0.0f32; self.kernels * width];
             for g in 0..self.groups {
                 let kernels = g * self.kernels..(g + 1) * self.kernels;
-                for (n, image) in chunk.clone().enumerate() {
-                    let input = &x[image * self.image_len()..][..self.image_len()];
-                    self.im2col(input, g, &mut col[n * cols..], width);
-                    let grad = &grad[image * out_len + kernels.start * cols..];
-                    for (k, src) in grad.chunks_exact(cols).take(self.kernels).enumerate() {
-                        gathered[k * width + n * cols..][..cols].copy_from_slice(src);
-                    }
-                }
+                self.im2col_images(x, chunk.clone(), g, &mut col);
+                self.gather(grad, chunk.clone(), g, &mut gathered);
                 matmul(
                     &mut sum[kernels.start * rows..kernels.end * rows],
                     [rows, self.kernels],
@@ -597,25 +637,65 @@ impl Conv {
         weights
     }
 
-    /// One image's input gradient: `col2im(W_gᵀ · grad_g)` per group.
-    fn input_grad(&self, weight: &[f32], grad: &[f32], image_grad: &mut [f32]) {
+    /// The input gradients of `images` (their slots in `image_grads`): per group, the
+    /// transposed weights times the images' output gradients side by side give their patch
+    /// gradients (`[C/g·kh·kw, n·H'W']`), which [`col2im`](Self::col2im) adds back into each
+    /// image. (The transposed product, each position's patch gradient in a row, ran faster in
+    /// `gemm` alone, but its col2im reads with a stride: measured slower in the training
+    /// step, conv2's input gradient 13.7 → 17.6 ms.)
+    fn input_grad(
+        &self,
+        weight: &[f32],
+        grad: &[f32],
+        images: Range<usize>,
+        image_grads: &mut [f32],
+        parallelism: Parallelism,
+    ) {
         let (rows, cols) = (self.rows(), self.cols());
-        let mut col = vec![0.0f32; rows * cols];
+        let width = images.len() * cols;
+        let mut gathered = vec![0.0f32; self.kernels * width];
+        let mut patch_grads = vec![0.0f32; width * rows];
         for g in 0..self.groups {
             let kernels = g * self.kernels..(g + 1) * self.kernels;
             let w = &weight[kernels.start * rows..kernels.end * rows];
-            let grad = &grad[kernels.start * cols..kernels.end * cols];
-            let parallelism = self.parallelism();
+            self.gather(grad, images.clone(), g, &mut gathered);
+            // [rows, O/g] · [O/g, n·H'W']
             matmul(
-                &mut col,
-                [rows, cols],
+                &mut patch_grads,
+                [rows, width],
                 false,
                 (w, true),
-                (grad, false),
+                (&gathered, false),
                 self.kernels,
                 parallelism,
             );
-            self.col2im(&col, g, image_grad);
+            for (n, image_grad) in image_grads.chunks_exact_mut(self.image_len()).enumerate() {
+                self.col2im(&patch_grads[n * cols..], width, g, image_grad);
+            }
+        }
+    }
+
+    /// The patch matrices of `images` for group `group`, side by side in `col` (`[rows,
+    /// n·H'W']`).
+    fn im2col_images(&self, x: &[f32], images: Range<usize>, group: usize, col: &mut [f32]) {
+        let (cols, image_len) = (self.cols(), self.image_len());
+        let width = images.len() * cols;
+        for (n, image) in images.enumerate() {
+            let input = &x[image * image_len..][..image_len];
+            self.im2col(input, group, &mut col[n * cols..], width);
+        }
+    }
+
+    /// Group `group`'s output gradients of `images`, side by side in `gathered` (`[O/g,
+    /// n·H'W']`).
+    fn gather(&self, grad: &[f32], images: Range<usize>, group: usize, gathered: &mut [f32]) {
+        let (cols, out_len) = (self.cols(), self.out_image_len());
+        let width = images.len() * cols;
+        for (n, image) in images.enumerate() {
+            let grad = &grad[image * out_len + group * self.kernels * cols..];
+            for (k, src) in grad.chunks_exact(cols).take(self.kernels).enumerate() {
+                gathered[k * width + n * cols..][..cols].copy_from_slice(src);
+            }
         }
     }
 
@@ -676,12 +756,14 @@ impl Conv {
         }
     }
 
-    /// The adjoint of [`im2col`](Self::im2col) for one image: adds each entry of `col`
-    /// (`[rows, H'W']`) back to the input position it came from in `image_grad`.
-    fn col2im(&self, col: &[f32], group: usize, image_grad: &mut [f32]) {
+    /// The adjoint of [`im2col`](Self::im2col) for one image: adds each entry of its patch
+    /// gradients (`[rows, H'W']`, row `r` starting at `col[r · row_stride]`) back to the input
+    /// position it came from in `image_grad`.
+    fn col2im(&self, col: &[f32], row_stride: usize, group: usize, image_grad: &mut [f32]) {
         let (cols, plane, w, ow) = (self.cols(), self.plane(), self.width, self.out_width);
         let sw = self.stride[1];
-        for (row, src) in col.chunks_exact(cols).enumerate() {
+        for row in 0..self.rows() {
+            let src = &col[row * row_stride..][..cols];
             let (c, i, j) = self.row_origin(row);
             let input = &mut image_grad[(group * self.channels + c) * plane..][..plane];
             self.for_each_span(i, j, |y, iy, span, first_ix| {
