@@ -8,7 +8,8 @@
 //! (the 7×7 maps of the cifar variant: four). (A single tile spreads its gemms over the
 //! threads instead; one large gemm over many large images ran slower than one image per
 //! thread, measured.) Flex's own convolution converts every input to NHWC, runs one small
-//! gemm per 512-position tile, and adds bias and ReLU in separate passes; its backward pass is Burn's generic one (transposed convolutions).
+//! gemm per 512-position tile, and adds bias and ReLU in separate passes; its backward pass
+//! is Burn's generic one (transposed convolutions).
 //!
 //! The backward pass is the adjoint of the same steps: the input gradient is
 //! `col2im(Wᵀ · grad)` per tile, skipped where nobody needs it (conv1's input); the weight
@@ -213,8 +214,6 @@ impl Pool {
             .zip(output_grad.par_chunks_exact(self.out_height * ow))
             .for_each(|((input_grad, plane), grad)| {
                 let (mut largest, mut first_row) = (vec![0.0f32; w], vec![0u32; w]);
-                // Each window's chosen column so far.
-                let mut best = vec![0usize; ow];
                 for (oy, grad) in grad.chunks_exact(ow).enumerate() {
                     let top = oy * sh;
                     largest.copy_from_slice(&plane[top * w..][..w]);
@@ -232,22 +231,16 @@ impl Pool {
                             *r = ((i as u32 + 1) & take) | (*r & !take);
                         }
                     }
-                    // Every window of the row at once, one kernel column after another (no
-                    // chain of dependent loads through each window's running choice).
-                    for (ox, best) in best.iter_mut().enumerate() {
-                        *best = ox * sw;
-                    }
-                    for t in 1..kw {
-                        for (ox, best) in best.iter_mut().enumerate() {
-                            let at = ox * sw + t;
-                            let (v, m) = (largest[at], largest[*best]);
-                            let tie = (v == m) | (v.is_nan() & m.is_nan());
-                            let take = beats(v, m) | (tie & (first_row[at] < first_row[*best]));
-                            *best = if take { at } else { *best };
+                    for (ox, g) in grad.iter().enumerate() {
+                        let left = ox * sw;
+                        let mut best = left;
+                        for at in left + 1..left + kw {
+                            let (v, m) = (largest[at], largest[best]);
+                            let tie = v == m || (v.is_nan() && m.is_nan());
+                            let take = beats(v, m) || (tie && first_row[at] < first_row[best]);
+                            best = if take { at } else { best };
                         }
-                    }
-                    for (&at, g) in best.iter().zip(grad) {
-                        input_grad[(top + first_row[at] as usize) * w + at] += g;
+                        input_grad[(top + first_row[best] as usize) * w + best] += g;
                     }
                 }
             });
