@@ -734,6 +734,10 @@ impl Conv {
             let (c, i, j) = self.row_origin(row);
             let input = &image[(group * self.channels + c) * plane..][..plane];
             let dst = &mut col[row * row_stride..][..cols];
+            if self.stride == [1, 1] && ow == w {
+                self.im2col_row_in_one_piece(input, i, j, dst);
+                continue;
+            }
             dst.fill(0.0);
             self.for_each_span(i, j, |y, iy, span, first_ix| {
                 let dst = &mut dst[y * ow..][span];
@@ -746,6 +750,34 @@ impl Conv {
                     }
                 }
             });
+        }
+    }
+
+    /// One patch-matrix row (kernel offset `(i, j)`) of a convolution at stride 1 whose
+    /// output is as wide as its input (padding `(kw − 1)/2`): there, consecutive output rows
+    /// read consecutive input rows at the same offset, so the whole span inside the image is
+    /// one copy (not one per output row, each a few floats); the columns that fell off the
+    /// left or right edge, copied from the neighbouring row, are zeroed after.
+    fn im2col_row_in_one_piece(&self, input: &[f32], i: usize, j: usize, dst: &mut [f32]) {
+        let (w, ph, pw) = (self.width, self.padding[0], self.padding[1]);
+        let ys = Self::inside(i, 1, ph, self.height, self.out_height);
+        let xs = Self::inside(j, 1, pw, w, w);
+        if ys.is_empty() || xs.is_empty() {
+            dst.fill(0.0);
+            return;
+        }
+        dst[..ys.start * w].fill(0.0);
+        dst[ys.end * w..].fill(0.0);
+        // From (first row inside, first column inside) to (last row, last column) inside.
+        let first = ys.start * w + xs.start;
+        let len = (ys.len() - 1) * w + xs.len();
+        let src = (ys.start + i - ph) * w + xs.start + j - pw;
+        dst[first..][..len].copy_from_slice(&input[src..][..len]);
+        // Column by column (a strided pass; per row these are a memset call of 1–2 floats).
+        for x in (0..xs.start).chain(xs.end..w) {
+            for y in ys.clone() {
+                dst[y * w + x] = 0.0;
+            }
         }
     }
 
