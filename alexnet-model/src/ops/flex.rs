@@ -665,7 +665,7 @@ impl Conv {
                 parallelism,
             );
             for (n, image_grad) in image_grads.chunks_exact_mut(self.image_len()).enumerate() {
-                self.col2im(&patch_grads[n * cols..], width, g, image_grad);
+                self.col2im(&mut patch_grads[n * cols..], width, g, image_grad);
             }
         }
     }
@@ -736,8 +736,12 @@ impl Conv {
             let (c, i, j) = self.row_origin(row);
             let input = &image[(group * self.channels + c) * plane..][..plane];
             let dst = &mut col[row * row_stride..][..cols];
-            if self.stride == [1, 1] && ow == w {
-                self.im2col_row_in_one_piece(input, i, j, dst);
+            if let Some(run) = self.run_inside(i, j) {
+                let end = run.row + run.len;
+                dst[..run.row].fill(0.0);
+                dst[end..].fill(0.0);
+                dst[run.row..end].copy_from_slice(&input[run.plane..][..run.len]);
+                run.zero_wrapped(dst);
                 continue;
             }
             dst.fill(0.0);
@@ -755,44 +759,59 @@ impl Conv {
         }
     }
 
-    /// One patch-matrix row (kernel offset `(i, j)`) of a convolution at stride 1 whose
-    /// output is as wide as its input (padding `(kw − 1)/2`): there, consecutive output rows
-    /// read consecutive input rows at the same offset, so the whole span inside the image is
-    /// one copy (not one per output row, each a few floats); the columns that fell off the
-    /// left or right edge, copied from the neighbouring row, are zeroed after.
-    fn im2col_row_in_one_piece(&self, input: &[f32], i: usize, j: usize, dst: &mut [f32]) {
-        let (w, ph, pw) = (self.width, self.padding[0], self.padding[1]);
+    /// For a convolution at stride 1 whose output is as wide as its input (padding
+    /// `(kw − 1)/2`: every cifar convolution, conv2–5 of the others), the entries of
+    /// patch-matrix row `(i, j)` inside the image as one run: consecutive output rows read
+    /// consecutive input rows at the same offset, so a row's im2col is one copy and its col2im
+    /// one addition (not one per output row, each a few floats). `None` for other
+    /// convolutions.
+    fn run_inside(&self, i: usize, j: usize) -> Option<Run> {
+        let (w, [ph, pw]) = (self.width, self.padding);
+        if self.stride != [1, 1] || self.out_width != w {
+            return None;
+        }
         let ys = Self::inside(i, 1, ph, self.height, self.out_height);
         let xs = Self::inside(j, 1, pw, w, w);
-        if ys.is_empty() || xs.is_empty() {
-            dst.fill(0.0);
-            return;
-        }
-        dst[..ys.start * w].fill(0.0);
-        dst[ys.end * w..].fill(0.0);
         // From (first row inside, first column inside) to (last row, last column) inside.
-        let first = ys.start * w + xs.start;
-        let len = (ys.len() - 1) * w + xs.len();
-        let src = (ys.start + i - ph) * w + xs.start + j - pw;
-        dst[first..][..len].copy_from_slice(&input[src..][..len]);
-        // Column by column (a strided pass; per row these are a memset call of 1–2 floats).
-        for x in (0..xs.start).chain(xs.end..w) {
-            for y in ys.clone() {
-                dst[y * w + x] = 0.0;
-            }
-        }
+        let (row, plane, len) = if ys.is_empty() || xs.is_empty() {
+            (0, 0, 0)
+        } else {
+            (
+                ys.start * w + xs.start,
+                (ys.start + i - ph) * w + xs.start + j - pw,
+                (ys.len() - 1) * w + xs.len(),
+            )
+        };
+        Some(Run {
+            row,
+            plane,
+            len,
+            width: w,
+            ys,
+            xs,
+        })
     }
 
     /// The adjoint of [`im2col`](Self::im2col) for one image: adds each entry of its patch
-    /// gradients (`[rows, H'W']`, row `r` starting at `col[r · row_stride]`) back to the input
-    /// position it came from in `image_grad`.
-    fn col2im(&self, col: &[f32], row_stride: usize, group: usize, image_grad: &mut [f32]) {
+    /// gradients (`[rows, H'W']`, row `r` starting at `col[r · row_stride]`; the entries
+    /// whose input lies outside the image are zeroed on the way) back to the input position
+    /// it came from in `image_grad`.
+    fn col2im(&self, col: &mut [f32], row_stride: usize, group: usize, image_grad: &mut [f32]) {
         let (cols, plane, w, ow) = (self.cols(), self.plane(), self.width, self.out_width);
         let sw = self.stride[1];
         for row in 0..self.rows() {
-            let src = &col[row * row_stride..][..cols];
+            let src = &mut col[row * row_stride..][..cols];
             let (c, i, j) = self.row_origin(row);
             let input = &mut image_grad[(group * self.channels + c) * plane..][..plane];
+            if let Some(run) = self.run_inside(i, j) {
+                run.zero_wrapped(src);
+                let (dst, src) = (
+                    &mut input[run.plane..][..run.len],
+                    &src[run.row..][..run.len],
+                );
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                continue;
+            }
             self.for_each_span(i, j, |y, iy, span, first_ix| {
                 let dst = &mut input[iy * w + first_ix..];
                 let src = &src[y * ow..][span];
@@ -808,6 +827,36 @@ impl Conv {
                     }
                 }
             });
+        }
+    }
+}
+
+/// A patch-matrix row's entries inside the image as one run (see [`Conv::run_inside`]):
+/// `row[self.row..][..len]` pairs with `plane[self.plane..][..len]`, except the entries whose
+/// column lies outside the image, which the run wraps onto the neighbouring row's edge.
+#[derive(Debug, Clone)]
+struct Run {
+    /// Where the run starts in the patch-matrix row (`[H', W']`).
+    row: usize,
+    /// Where it starts in the input plane (`[H, W]`).
+    plane: usize,
+    len: usize,
+    /// Row width (input and output alike).
+    width: usize,
+    /// Output rows inside the image.
+    ys: Range<usize>,
+    /// Output columns inside the image.
+    xs: Range<usize>,
+}
+
+impl Run {
+    /// Zeroes the entries of patch-matrix row `row` whose column lies outside the image, in
+    /// the rows inside it (a strided pass per column: per row, each is 1–2 floats).
+    fn zero_wrapped(&self, row: &mut [f32]) {
+        for x in (0..self.xs.start).chain(self.xs.end..self.width) {
+            for y in self.ys.clone() {
+                row[y * self.width + x] = 0.0;
+            }
         }
     }
 }
