@@ -23,6 +23,7 @@
 //! Anything else (another dtype, dilation, an even LRN size) takes the plain Burn
 //! composition.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use burn::backend::flex::{FlexTensor, Layout};
@@ -450,54 +451,69 @@ impl Conv {
         }
     }
 
+    /// Calls `f(images, slots, parallelism)` for each tile of [`tile_images`](Self::tile_images)
+    /// images, in parallel: `slots` is the tiles' part of `buffer`, which holds `per_image`
+    /// floats per image.
+    fn for_each_tile(
+        &self,
+        buffer: &mut [f32],
+        per_image: usize,
+        f: impl Fn(Range<usize>, &mut [f32], Parallelism) + Sync,
+    ) {
+        let tile = self.tile_images();
+        let parallelism = Self::parallelism(self.batch.div_ceil(tile));
+        buffer
+            .par_chunks_mut(tile * per_image)
+            .enumerate()
+            .for_each(|(t, slots)| {
+                let images = t * tile..t * tile + slots.len() / per_image;
+                f(images, slots, parallelism);
+            });
+    }
+
     /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: per tile of
     /// [`tile_images`](Self::tile_images) images and group, one product over the tile's patch
     /// matrices side by side, then bias and ReLU on the way into each image's output.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
         let (rows, cols, out_len) = (self.rows(), self.cols(), self.out_image_len());
-        let tile = self.tile_images();
-        let parallelism = Self::parallelism(self.batch.div_ceil(tile));
         let mut out = vec![0.0f32; self.batch * out_len];
-        out.par_chunks_mut(tile * out_len)
-            .enumerate()
-            .for_each(|(t, outputs)| {
-                let images = t * tile..t * tile + outputs.len() / out_len;
-                let width = images.len() * cols;
-                let mut col = vec![0.0f32; rows * width];
-                let mut product = vec![0.0f32; self.kernels * width];
-                for g in 0..self.groups {
-                    self.im2col_images(&x, images.clone(), g, &mut col);
-                    let kernels = g * self.kernels..(g + 1) * self.kernels;
-                    // [O/g, rows] · [rows, n·H'W']
-                    let w = &weight[kernels.start * rows..kernels.end * rows];
-                    let shape = [self.kernels, width];
-                    matmul(
-                        &mut product,
-                        shape,
-                        false,
-                        (w, false),
-                        (&col, false),
-                        rows,
-                        parallelism,
-                    );
-                    for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
-                        let output = &mut output[kernels.start * cols..kernels.end * cols];
-                        let sums = product
-                            .chunks_exact(width)
-                            .map(|row| &row[n * cols..][..cols]);
-                        for ((output, sums), &b) in output
-                            .chunks_exact_mut(cols)
-                            .zip(sums)
-                            .zip(&bias[kernels.clone()])
-                        {
-                            for (o, &v) in output.iter_mut().zip(sums) {
-                                *o = (v + b).max(0.0);
-                            }
+        self.for_each_tile(&mut out, out_len, |images, outputs, parallelism| {
+            let width = images.len() * cols;
+            let mut scratch = Scratch::take();
+            let [col, product] = scratch.buffers([rows * width, self.kernels * width]);
+            for g in 0..self.groups {
+                self.im2col_images(&x, images.clone(), g, col);
+                let kernels = g * self.kernels..(g + 1) * self.kernels;
+                // [O/g, rows] · [rows, n·H'W']
+                let w = &weight[kernels.start * rows..kernels.end * rows];
+                let shape = [self.kernels, width];
+                matmul(
+                    product,
+                    shape,
+                    false,
+                    (w, false),
+                    (col, false),
+                    rows,
+                    parallelism,
+                );
+                for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
+                    let output = &mut output[kernels.start * cols..kernels.end * cols];
+                    let sums = product
+                        .chunks_exact(width)
+                        .map(|row| &row[n * cols..][..cols]);
+                    for ((output, sums), &b) in output
+                        .chunks_exact_mut(cols)
+                        .zip(sums)
+                        .zip(&bias[kernels.clone()])
+                    {
+                        for (o, &v) in output.iter_mut().zip(sums) {
+                            *o = (v + b).max(0.0);
                         }
                     }
                 }
-            });
+            }
+        });
         tensor(out, self.out_shape())
     }
 
@@ -538,14 +554,12 @@ impl Conv {
         // Weights: a partial sum per fixed part of the batch, in parallel, then the parts
         // added in order — the same numbers whatever the thread count.
         let parts = self.batch.min(WEIGHT_GRAD_PARTS);
+        let parallelism = Self::parallelism(parts);
         let partials: Vec<Vec<f32>> = (0..parts)
             .into_par_iter()
             .map(|p| {
-                self.weight_grad(
-                    &x,
-                    &grad,
-                    p * self.batch / parts..(p + 1) * self.batch / parts,
-                )
+                let images = p * self.batch / parts..(p + 1) * self.batch / parts;
+                self.weight_grad(&x, &grad, images, parallelism)
             })
             .collect();
         let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
@@ -553,17 +567,14 @@ impl Conv {
 
         // Input: col2im(Wᵀ · grad) per tile of images, skipped where nobody needs it.
         let input_grad = x_grad.then(|| {
-            let tile = self.tile_images();
-            let parallelism = Self::parallelism(self.batch.div_ceil(tile));
-            let image_len = self.image_len();
             let mut input_grad = vec![0.0f32; x.len()];
-            input_grad
-                .par_chunks_mut(tile * image_len)
-                .enumerate()
-                .for_each(|(t, image_grads)| {
-                    let images = t * tile..t * tile + image_grads.len() / image_len;
-                    self.input_grad(&weight, &grad, images, image_grads, parallelism);
-                });
+            self.for_each_tile(
+                &mut input_grad,
+                self.image_len(),
+                |images, slots, parallelism| {
+                    self.input_grad(&weight, &grad, images, slots, parallelism);
+                },
+            );
             let shape = [
                 self.batch,
                 self.groups * self.channels,
@@ -585,27 +596,32 @@ impl Conv {
     /// `(Σₙ grad[n] · col[n]ᵀ)ᵀ` over `images`, each group's block transposed (`[C/g·kh·kw,
     /// O/g]`, see [`untranspose`](Self::untranspose)): per chunk and group, the images'
     /// patch matrices side by side (`[rows, n·H'W']`) times the gathered gradient (`[O/g,
-    /// n·H'W']`) transposed, one product on this thread. (`gemm` runs this product up to 18 %
+    /// n·H'W']`) transposed, one product (`parallelism`: on this thread unless it is the only part). (`gemm` runs this product up to 18 %
     /// faster with the result transposed than in the weights' own layout: measured alone
     /// on the cifar variant's shapes, +18 % conv1, +17 % conv2, +13 % conv5, ±0 conv4.)
-    fn weight_grad(&self, x: &[f32], grad: &[f32], images: Range<usize>) -> Vec<f32> {
+    fn weight_grad(
+        &self,
+        x: &[f32],
+        grad: &[f32],
+        images: Range<usize>,
+        parallelism: Parallelism,
+    ) -> Vec<f32> {
         let (rows, cols) = (self.rows(), self.cols());
         let mut sum = vec![0.0f32; self.groups * rows * self.kernels];
-        let parallelism = Self::parallelism(self.batch.min(WEIGHT_GRAD_PARTS));
+        let mut scratch = Scratch::take();
         for chunk in self.chunks(images) {
             let width = chunk.len() * cols;
-            let mut col = vec![0.0f32; rows * width];
-            let mut gathered = vec![0.0f32; self.kernels * width];
+            let [col, gathered] = scratch.buffers([rows * width, self.kernels * width]);
             for g in 0..self.groups {
                 let kernels = g * self.kernels..(g + 1) * self.kernels;
-                self.im2col_images(x, chunk.clone(), g, &mut col);
-                self.gather(grad, chunk.clone(), g, &mut gathered);
+                self.im2col_images(x, chunk.clone(), g, col);
+                self.gather(grad, chunk.clone(), g, gathered);
                 matmul(
                     &mut sum[kernels.start * rows..kernels.end * rows],
                     [rows, self.kernels],
                     true,
-                    (&col, false),
-                    (&gathered, true),
+                    (col, false),
+                    (gathered, true),
                     width,
                     parallelism,
                 );
@@ -648,19 +664,19 @@ impl Conv {
     ) {
         let (rows, cols) = (self.rows(), self.cols());
         let width = images.len() * cols;
-        let mut gathered = vec![0.0f32; self.kernels * width];
-        let mut patch_grads = vec![0.0f32; width * rows];
+        let mut scratch = Scratch::take();
+        let [gathered, patch_grads] = scratch.buffers([self.kernels * width, width * rows]);
         for g in 0..self.groups {
             let kernels = g * self.kernels..(g + 1) * self.kernels;
             let w = &weight[kernels.start * rows..kernels.end * rows];
-            self.gather(grad, images.clone(), g, &mut gathered);
+            self.gather(grad, images.clone(), g, gathered);
             // [rows, O/g] · [O/g, n·H'W']
             matmul(
-                &mut patch_grads,
+                patch_grads,
                 [rows, width],
                 false,
                 (w, true),
-                (&gathered, false),
+                (gathered, false),
                 self.kernels,
                 parallelism,
             );
@@ -858,6 +874,51 @@ impl Run {
                 row[y * self.width + x] = 0.0;
             }
         }
+    }
+}
+
+thread_local! {
+    /// This thread's [`Scratch`] buffers, while no call holds them.
+    static SCRATCH_BUFFERS: Cell<Vec<Vec<f32>>> = const { Cell::new(Vec::new()) };
+}
+
+/// Working buffers a thread reuses from call to call: the patch matrices, gathered gradients
+/// and products (megabytes, in every layer of every step), instead of a fresh zero-filled
+/// allocation each time (which spent 8 % of a cifar training step in `memset`, `perf`).
+/// They hold whatever their last user left (NaN in debug builds, so that a read before a
+/// write shows in the tests): each user writes every entry before reading it. A thread
+/// keeps the largest it has needed (a few MiB: a chunk of [`CHUNK_ELEMENTS`] and its
+/// companion, or one large image's patch matrix).
+struct Scratch(Vec<Vec<f32>>);
+
+impl Scratch {
+    /// This thread's buffers (new ones if a caller further up this thread holds them).
+    fn take() -> Self {
+        Self(SCRATCH_BUFFERS.take())
+    }
+
+    /// `N` buffers of the given lengths.
+    fn buffers<const N: usize>(&mut self, lens: [usize; N]) -> [&mut [f32]; N] {
+        if self.0.len() < N {
+            self.0.resize_with(N, Vec::new);
+        }
+        let mut buffers = self.0.iter_mut().zip(lens).map(|(buffer, len)| {
+            if buffer.len() < len {
+                *buffer = vec![0.0; len];
+            }
+            let buffer = &mut buffer[..len];
+            if cfg!(debug_assertions) {
+                buffer.fill(f32::NAN);
+            }
+            buffer
+        });
+        std::array::from_fn(|_| buffers.next().expect("N buffers"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH_BUFFERS.set(std::mem::take(&mut self.0));
     }
 }
 
