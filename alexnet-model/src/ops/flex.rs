@@ -33,7 +33,7 @@ use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{AlexNetBackend, ConvReluGrads};
+use super::{AlexNetBackend, ConvReluGrads, SgdStep};
 use crate::config::LrnConfig;
 
 impl AlexNetBackend for Flex {
@@ -132,6 +132,84 @@ impl AlexNetBackend for Flex {
             }
         }
     }
+
+    fn sgd_step(
+        mut param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mut velocity: Option<FloatTensor<Self>>,
+        step: SgdStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let shape = param.shape();
+        let fits = [Some(&param), Some(&grad), velocity.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype() == DType::F32 && t.shape() == shape);
+        if !fits {
+            return super::plain_sgd_step::<Self>(param, grad, velocity, step);
+        }
+        let grads = f32s(&grad);
+        // In place where the parameter and its momentum buffer are nobody else's (the usual
+        // case: the optimizer holds the only reference); else into new buffers.
+        if let Some(buffer) = velocity.as_mut() {
+            if let (Some(p), Some(v)) = (whole_storage(&mut param), whole_storage(buffer)) {
+                p.par_chunks_mut(SGD_CHUNK)
+                    .zip(v.par_chunks_mut(SGD_CHUNK))
+                    .zip(grads.par_chunks(SGD_CHUNK))
+                    .for_each(|((p, v), g)| sgd_chunk(p, v, g, step, false));
+                return (param, velocity.expect("checked above"));
+            }
+        }
+        let mut params = f32s(&param).into_owned();
+        let mut velocities = match &velocity {
+            Some(v) => f32s(v).into_owned(),
+            None => vec![0.0; params.len()],
+        };
+        let first = velocity.is_none();
+        params
+            .par_chunks_mut(SGD_CHUNK)
+            .zip(velocities.par_chunks_mut(SGD_CHUNK))
+            .zip(grads.par_chunks(SGD_CHUNK))
+            .for_each(|((p, v), g)| sgd_chunk(p, v, g, step, first));
+        (tensor(params, shape.clone()), tensor(velocities, shape))
+    }
+}
+
+/// [`AlexNetBackend::sgd_step`] on a chunk of a parameter `p`, its momentum buffer `v` and
+/// its gradient `g` (`first`: no momentum yet): Burn's `Sgd` element by element, the same
+/// operations in the same order.
+fn sgd_chunk(p: &mut [f32], v: &mut [f32], g: &[f32], step: SgdStep, first: bool) {
+    // One loop per case, each without a branch (so that it vectorises).
+    fn run(
+        (p, v, g): (&mut [f32], &mut [f32], &[f32]),
+        lr: f32,
+        decayed: impl Fn(f32, f32) -> f32,
+        velocity: impl Fn(f32, f32) -> f32,
+    ) {
+        for ((p, v), &g) in p.iter_mut().zip(v).zip(g) {
+            *v = velocity(decayed(*p, g), *v);
+            *p -= *v * lr;
+        }
+    }
+    let (lr, momentum, chunk) = (step.learning_rate as f32, step.momentum, (p, v, g));
+    let with_momentum = move |g: f32, v: f32| g + v * momentum;
+    match (step.weight_decay, first) {
+        (Some(penalty), false) => run(chunk, lr, move |p, g| p * penalty + g, with_momentum),
+        (Some(penalty), true) => run(chunk, lr, move |p, g| p * penalty + g, |g, _| g),
+        (None, false) => run(chunk, lr, |_, g| g, with_momentum),
+        (None, true) => run(chunk, lr, |_, g| g, |g, _| g),
+    }
+}
+
+/// Elements per task of the SGD step.
+const SGD_CHUNK: usize = 1 << 16;
+
+/// A contiguous `f32` tensor's elements, mutable, when its buffer holds exactly them and
+/// nobody else holds the buffer.
+fn whole_storage(tensor: &mut FlexTensor) -> Option<&mut [f32]> {
+    let len = tensor.shape().num_elements();
+    let exact = tensor.as_slice::<f32>().is_some_and(|s| s.len() == len)
+        && tensor.storage::<f32>().len() == len;
+    exact.then(|| tensor.try_storage_mut::<f32>()).flatten()
 }
 
 /// A max pool's geometry (no padding): per `[H, W]` plane.

@@ -17,6 +17,8 @@
 //!   strides and paddings).
 //! * [`local_response_norm`]: the paper's LRN in one pass (Burn's composition transposes the
 //!   activations to pool over channels).
+//! * [`AlexNetBackend::sgd_step`]: SGD with momentum and weight decay, one pass per parameter
+//!   (Burn's `Sgd` makes five element-wise passes, each with a new tensor).
 
 #[cfg(feature = "autodiff")]
 mod autodiff;
@@ -25,7 +27,7 @@ mod flex;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{ConvOptions, FloatTensor};
-use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Scalar, Tensor, TensorMetadata, TensorPrimitive};
 
 use crate::config::LrnConfig;
 
@@ -38,6 +40,16 @@ pub struct ConvReluGrads<B: Backend> {
     pub weight: FloatTensor<B>,
     /// `[O]`.
     pub bias: FloatTensor<B>,
+}
+
+/// One SGD step's hyper-parameters: PyTorch's SGD with dampening 0 and no Nesterov
+/// momentum, which is also Burn's `Sgd` configured that way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdStep {
+    pub learning_rate: f64,
+    pub momentum: f32,
+    /// The L2 penalty, if any.
+    pub weight_decay: Option<f32>,
 }
 
 /// A Burn backend with AlexNet's operations. The default bodies are the plain Burn
@@ -101,6 +113,46 @@ pub trait AlexNetBackend: Backend {
     ) -> ConvReluGrads<Self> {
         plain_conv2d_relu_backward::<Self>(x, weight, output, output_grad, options, x_grad)
     }
+
+    /// One SGD step of a parameter from its gradient and its momentum buffer (`None` before
+    /// the first step), all of one shape: `g = weight_decay·param + grad`, `v = g +
+    /// momentum·v` (`v = g` on the first step), returns `(param − lr·v, v)`. The default is
+    /// Burn's `Sgd` operation by operation; an override must give the same numbers (the
+    /// same `f32` operations in the same order).
+    fn sgd_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        velocity: Option<FloatTensor<Self>>,
+        step: SgdStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        plain_sgd_step::<Self>(param, grad, velocity, step)
+    }
+}
+
+/// The default body of [`AlexNetBackend::sgd_step`]: the operations of Burn's `Sgd`
+/// (`WeightDecay::transform`, `Momentum::transform`, then the step), in its order.
+pub(crate) fn plain_sgd_step<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    velocity: Option<FloatTensor<B>>,
+    step: SgdStep,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let grad = match step.weight_decay {
+        Some(penalty) => B::float_add(
+            B::float_mul_scalar(param.clone(), Scalar::Float(penalty.into())),
+            grad,
+        ),
+        None => grad,
+    };
+    let velocity = match velocity {
+        Some(velocity) => B::float_add(
+            grad,
+            B::float_mul_scalar(velocity, Scalar::Float(step.momentum.into())),
+        ),
+        None => grad,
+    };
+    let delta = B::float_mul_scalar(velocity.clone(), Scalar::Float(step.learning_rate));
+    (B::float_sub(param, delta), velocity)
 }
 
 /// The default body of [`AlexNetBackend::local_response_norm`]: Burn's module.

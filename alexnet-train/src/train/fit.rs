@@ -27,16 +27,14 @@ use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{Optimizer, SgdConfig};
-use burn::tensor::backend::AutodiffBackend;
+use burn::optim::Optimizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::{self, EarlyStop, TrainState};
 use super::metrics::{self, EpochMetrics, Summary, Tally};
 use super::parallel::{batch_gradients, batch_tensors, host_logits};
 use super::schedule::Scheduler;
+use super::sgd::FusedSgd;
 use super::{export, plot, Outcome, RunOptions, TrainConfig};
 use crate::data::augment::Transform;
 use crate::data::loader::{batches, epoch_order, LoaderConfig};
@@ -194,22 +192,11 @@ struct Run<'a, B: AlexNetAutodiffBackend> {
 }
 
 /// SGD over the model's parameters.
-pub type Sgd<B> =
-    OptimizerAdaptor<burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>, AlexNet<B>, B>;
+pub type Sgd<B> = OptimizerAdaptor<FusedSgd, AlexNet<B>, B>;
 
-/// SGD with `config`'s momentum (dampening 0, as PyTorch and the paper; Burn's default is
-/// 0.1) and weight decay.
-pub fn sgd<B: AutodiffBackend>(config: &TrainConfig) -> Sgd<B> {
-    let momentum = MomentumConfig::new()
-        .with_momentum(config.momentum)
-        .with_dampening(0.0)
-        .with_nesterov(false);
-    let weight_decay =
-        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
-    SgdConfig::new()
-        .with_momentum(Some(momentum))
-        .with_weight_decay(weight_decay)
-        .init::<B, AlexNet<B>>()
+/// SGD with `config`'s momentum (dampening 0, as PyTorch and the paper) and weight decay.
+pub fn sgd<B: AlexNetAutodiffBackend>(config: &TrainConfig) -> Sgd<B> {
+    OptimizerAdaptor::from(FusedSgd::new(config.momentum, config.weight_decay))
 }
 
 impl<'a, B: AlexNetAutodiffBackend> Run<'a, B> {

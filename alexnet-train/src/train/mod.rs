@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod parallel;
 pub mod plot;
 pub mod schedule;
+pub mod sgd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
