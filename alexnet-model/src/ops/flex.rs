@@ -20,6 +20,9 @@
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
 //!
+//! The SGD step updates a parameter and its momentum buffer in one pass, in place when nobody
+//! else holds them (Burn's `Sgd` makes five passes, each into a new tensor).
+//!
 //! Anything else (another dtype, dilation, an even LRN size) takes the plain Burn
 //! composition.
 
