@@ -151,14 +151,18 @@ impl AlexNetBackend for Flex {
             return super::plain_sgd_step::<Self>(param, grad, velocity, step);
         }
         let grads = f32s(&grad);
+        let update = |params: &mut [f32], velocities: &mut [f32], first: bool| {
+            params
+                .par_chunks_mut(SGD_CHUNK)
+                .zip(velocities.par_chunks_mut(SGD_CHUNK))
+                .zip(grads.par_chunks(SGD_CHUNK))
+                .for_each(|((p, v), g)| sgd_chunk(p, v, g, step, first));
+        };
         // In place where the parameter and its momentum buffer are nobody else's (the usual
         // case: the optimizer holds the only reference); else into new buffers.
         if let Some(buffer) = velocity.as_mut() {
             if let (Some(p), Some(v)) = (whole_storage(&mut param), whole_storage(buffer)) {
-                p.par_chunks_mut(SGD_CHUNK)
-                    .zip(v.par_chunks_mut(SGD_CHUNK))
-                    .zip(grads.par_chunks(SGD_CHUNK))
-                    .for_each(|((p, v), g)| sgd_chunk(p, v, g, step, false));
+                update(p, v, false);
                 return (param, velocity.expect("checked above"));
             }
         }
@@ -167,12 +171,7 @@ impl AlexNetBackend for Flex {
             Some(v) => f32s(v).into_owned(),
             None => vec![0.0; params.len()],
         };
-        let first = velocity.is_none();
-        params
-            .par_chunks_mut(SGD_CHUNK)
-            .zip(velocities.par_chunks_mut(SGD_CHUNK))
-            .zip(grads.par_chunks(SGD_CHUNK))
-            .for_each(|((p, v), g)| sgd_chunk(p, v, g, step, first));
+        update(&mut params, &mut velocities, velocity.is_none());
         (tensor(params, shape.clone()), tensor(velocities, shape))
     }
 }
@@ -677,9 +676,10 @@ impl Conv {
     /// `(Σₙ grad[n] · col[n]ᵀ)ᵀ` over `images`, each group's block transposed (`[C/g·kh·kw,
     /// O/g]`, see [`untranspose`](Self::untranspose)): per chunk and group, the images'
     /// patch matrices side by side (`[rows, n·H'W']`) times the gathered gradient (`[O/g,
-    /// n·H'W']`) transposed, one product (`parallelism`: on this thread unless it is the only part). (`gemm` runs this product up to 18 %
-    /// faster with the result transposed than in the weights' own layout: measured alone
-    /// on the cifar variant's shapes, +18 % conv1, +17 % conv2, +13 % conv5, ±0 conv4.)
+    /// n·H'W']`) transposed, one product (`parallelism`: on this thread unless it is the
+    /// only part). (`gemm` runs this product up to 18 % faster with the result transposed
+    /// than in the weights' own layout: measured alone on the cifar variant's shapes, +18 %
+    /// conv1, +17 % conv2, +13 % conv5, ±0 conv4.)
     fn weight_grad(
         &self,
         x: &[f32],
