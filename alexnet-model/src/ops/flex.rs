@@ -34,6 +34,7 @@ use burn::backend::Flex;
 use burn::tensor::ops::{ActivationOps, ConvOptions, FloatTensor, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
 use gemm::Parallelism;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{AlexNetBackend, ConvReluGrads, SgdStep};
@@ -77,12 +78,9 @@ impl AlexNetBackend for Flex {
             .enumerate()
             .map(|(p, block)| {
                 let mut acc = vec![0.0f32; rows * outputs];
-                for (k, w) in block.chunks_exact(outputs).enumerate() {
-                    let i = p * part_rows + k;
-                    for (r, acc) in acc.chunks_exact_mut(outputs).enumerate() {
-                        let xi = x[r * inputs + i];
-                        acc.iter_mut().zip(w).for_each(|(a, &w)| *a += xi * w);
-                    }
+                for (r, acc) in acc.chunks_exact_mut(outputs).enumerate() {
+                    let x = &x[r * inputs + p * part_rows..][..block.len() / outputs];
+                    add_weighted_rows(acc, x, block);
                 }
                 acc
             })
@@ -179,8 +177,10 @@ impl AlexNetBackend for Flex {
 /// [`AlexNetBackend::sgd_step`] on a chunk of a parameter `p`, its momentum buffer `v` and
 /// its gradient `g` (`first`: no momentum yet): Burn's `Sgd` element by element, the same
 /// operations in the same order.
+#[multiversion(targets = "simd")]
 fn sgd_chunk(p: &mut [f32], v: &mut [f32], g: &[f32], step: SgdStep, first: bool) {
     // One loop per case, each without a branch (so that it vectorises).
+    #[inline(always)]
     fn run(
         (p, v, g): (&mut [f32], &mut [f32], &[f32]),
         lr: f32,
@@ -199,6 +199,30 @@ fn sgd_chunk(p: &mut [f32], v: &mut [f32], g: &[f32], step: SgdStep, first: bool
         (Some(penalty), true) => run(chunk, lr, move |p, g| p * penalty + g, |g, _| g),
         (None, false) => run(chunk, lr, |_, g| g, with_momentum),
         (None, true) => run(chunk, lr, |_, g| g, |g, _| g),
+    }
+}
+
+/// `acc += Σᵢ x[i] · rows[i]`, the rows of `rows` (each as long as `acc`) added one after
+/// the other, four per pass over `acc` (the same sums in the same order as one per pass).
+#[multiversion(targets = "simd")]
+fn add_weighted_rows(acc: &mut [f32], x: &[f32], rows: &[f32]) {
+    let len = acc.len();
+    let mut quads = rows.chunks_exact(4 * len);
+    for (x, quad) in x.chunks_exact(4).zip(quads.by_ref()) {
+        let (w0, rest) = quad.split_at(len);
+        let (w1, rest) = rest.split_at(len);
+        let (w2, w3) = rest.split_at(len);
+        let [x0, x1, x2, x3] = [x[0], x[1], x[2], x[3]];
+        for ((((a, &w0), &w1), &w2), &w3) in acc.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+            *a = *a + x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3;
+        }
+    }
+    let rest = quads.remainder();
+    for (&x, row) in x[x.len() - rest.len() / len..]
+        .iter()
+        .zip(rest.chunks_exact(len))
+    {
+        acc.iter_mut().zip(row).for_each(|(a, &w)| *a += x * w);
     }
 }
 
@@ -252,29 +276,12 @@ impl Pool {
         let shape = x.shape();
         let [n, c, _, _] = shape.dims();
         let x = f32s(x);
-        let (w, ow) = (self.width, self.out_width);
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let mut out = vec![0.0f32; n * c * self.out_height * ow];
-        out.par_chunks_exact_mut(self.out_height * ow)
-            .zip(x.par_chunks_exact(self.height * w))
-            .for_each(|(out, plane)| {
-                let mut rows = vec![0.0f32; w];
-                for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
-                    let top = oy * sh;
-                    rows.copy_from_slice(&plane[top * w..][..w]);
-                    for row in plane[(top + 1) * w..].chunks_exact(w).take(kh - 1) {
-                        rows.iter_mut()
-                            .zip(row)
-                            .for_each(|(m, &v)| *m = larger(*m, v));
-                    }
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let window = &rows[ox * sw..][..kw];
-                        *o = window[1..].iter().fold(window[0], |m, &v| larger(m, v));
-                    }
-                }
-            });
-        tensor(out, Shape::new([n, c, self.out_height, ow]))
+        let (plane, out_plane) = (self.height * self.width, self.out_height * self.out_width);
+        let mut out = vec![0.0f32; n * c * out_plane];
+        out.par_chunks_exact_mut(out_plane)
+            .zip(x.par_chunks_exact(plane))
+            .for_each(|(out, plane)| max_pool_plane(self, plane, out));
+        tensor(out, Shape::new([n, c, self.out_height, self.out_width]))
     }
 
     /// The input's gradient: each output's gradient added at the first largest input of its
@@ -285,57 +292,89 @@ impl Pool {
     fn backward(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
         let shape = x.shape();
         let (x, output_grad) = (f32s(x), f32s(output_grad));
-        let (w, ow) = (self.width, self.out_width);
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
+        let (plane, out_plane) = (self.height * self.width, self.out_height * self.out_width);
         let mut input_grad = vec![0.0f32; x.len()];
         input_grad
-            .par_chunks_exact_mut(self.height * w)
-            .zip(x.par_chunks_exact(self.height * w))
-            .zip(output_grad.par_chunks_exact(self.out_height * ow))
+            .par_chunks_exact_mut(plane)
+            .zip(x.par_chunks_exact(plane))
+            .zip(output_grad.par_chunks_exact(out_plane))
             .for_each(|((input_grad, plane), grad)| {
-                let (mut largest, mut first_row) = (vec![0.0f32; w], vec![0u32; w]);
-                for (oy, grad) in grad.chunks_exact(ow).enumerate() {
-                    let top = oy * sh;
-                    largest.copy_from_slice(&plane[top * w..][..w]);
-                    first_row.fill(0);
-                    for (i, row) in plane[(top + 1) * w..]
-                        .chunks_exact(w)
-                        .take(kh - 1)
-                        .enumerate()
-                    {
-                        // Bit masks, not branches (which the compiler kept, one mispredicted
-                        // jump per element on random data): the loop vectorises.
-                        for ((m, r), &v) in largest.iter_mut().zip(&mut first_row).zip(row) {
-                            let take = 0u32.wrapping_sub(u32::from(beats(v, *m)));
-                            *m = f32::from_bits((v.to_bits() & take) | (m.to_bits() & !take));
-                            *r = ((i as u32 + 1) & take) | (*r & !take);
-                        }
-                    }
-                    for (ox, g) in grad.iter().enumerate() {
-                        let left = ox * sw;
-                        let mut best = left;
-                        for at in left + 1..left + kw {
-                            let (v, m) = (largest[at], largest[best]);
-                            let tie = v == m || (v.is_nan() && m.is_nan());
-                            let take = beats(v, m) || (tie && first_row[at] < first_row[best]);
-                            best = if take { at } else { best };
-                        }
-                        input_grad[(top + first_row[best] as usize) * w + best] += g;
-                    }
-                }
+                max_pool_plane_backward(self, plane, grad, input_grad);
             });
         tensor(input_grad, shape)
     }
 }
 
+/// [`Pool::forward`] on one `[H, W]` plane into its `[H', W']` output.
+#[multiversion(targets = "simd")]
+fn max_pool_plane(pool: &Pool, plane: &[f32], out: &mut [f32]) {
+    let (w, ow) = (pool.width, pool.out_width);
+    let [kh, kw] = pool.kernel;
+    let [sh, sw] = pool.stride;
+    let mut rows = vec![0.0f32; w];
+    for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+        let top = oy * sh;
+        rows.copy_from_slice(&plane[top * w..][..w]);
+        for row in plane[(top + 1) * w..].chunks_exact(w).take(kh - 1) {
+            rows.iter_mut()
+                .zip(row)
+                .for_each(|(m, &v)| *m = larger(*m, v));
+        }
+        for (ox, o) in out.iter_mut().enumerate() {
+            let window = &rows[ox * sw..][..kw];
+            *o = window[1..].iter().fold(window[0], |m, &v| larger(m, v));
+        }
+    }
+}
+
+/// [`Pool::backward`] on one plane: its output gradient `grad` (`[H', W']`) added into
+/// `input_grad` (`[H, W]`).
+#[multiversion(targets = "simd")]
+fn max_pool_plane_backward(pool: &Pool, plane: &[f32], grad: &[f32], input_grad: &mut [f32]) {
+    let (w, ow) = (pool.width, pool.out_width);
+    let [kh, kw] = pool.kernel;
+    let [sh, sw] = pool.stride;
+    let (mut largest, mut first_row) = (vec![0.0f32; w], vec![0u32; w]);
+    for (oy, grad) in grad.chunks_exact(ow).enumerate() {
+        let top = oy * sh;
+        largest.copy_from_slice(&plane[top * w..][..w]);
+        first_row.fill(0);
+        for (i, row) in plane[(top + 1) * w..]
+            .chunks_exact(w)
+            .take(kh - 1)
+            .enumerate()
+        {
+            // Bit masks, not branches (which the compiler kept, one mispredicted jump per
+            // element on random data): the loop vectorises.
+            for ((m, r), &v) in largest.iter_mut().zip(&mut first_row).zip(row) {
+                let take = 0u32.wrapping_sub(u32::from(beats(v, *m)));
+                *m = f32::from_bits((v.to_bits() & take) | (m.to_bits() & !take));
+                *r = ((i as u32 + 1) & take) | (*r & !take);
+            }
+        }
+        for (ox, g) in grad.iter().enumerate() {
+            let left = ox * sw;
+            let mut best = left;
+            for at in left + 1..left + kw {
+                let (v, m) = (largest[at], largest[best]);
+                let tie = v == m || (v.is_nan() && m.is_nan());
+                let take = beats(v, m) || (tie && first_row[at] < first_row[best]);
+                best = if take { at } else { best };
+            }
+            input_grad[(top + first_row[best] as usize) * w + best] += g;
+        }
+    }
+}
+
 /// Whether `candidate` replaces `current` as a window's maximum: larger, or the first NaN.
 /// (Bitwise `|` and `&`, not `||` and `&&`: no branches, so the loops over a row vectorise.)
+#[inline]
 fn beats(candidate: f32, current: f32) -> bool {
     (candidate > current) | (candidate.is_nan() & !current.is_nan())
 }
 
 /// `max(a, b)`, NaN if either is (PyTorch's pooling propagates NaN; `f32::max` drops it).
+#[inline]
 fn larger(a: f32, b: f32) -> f32 {
     if b > a || b.is_nan() {
         b
@@ -358,7 +397,8 @@ fn local_response_norm(x: &FlexTensor, lrn: &LrnConfig) -> FlexTensor {
         lrn.beta as f32,
     );
     // s^−0.75 = 1 / (√s · √√s): the paper's β without a general power.
-    let inverse_power = |s: f32| -> f32 {
+    let inverse_power = |sum: f32| -> f32 {
+        let s = k + scale * sum;
         if beta == 0.75 {
             let root = s.sqrt();
             1.0 / (root * root.sqrt())
@@ -373,18 +413,26 @@ fn local_response_norm(x: &FlexTensor, lrn: &LrnConfig) -> FlexTensor {
             let (image, channel) = (index / channels, index % channels);
             let planes = &x[image * channels * plane..][..channels * plane];
             let window = channel.saturating_sub(half)..(channel + half + 1).min(channels);
-            let mut sums = vec![0.0f32; plane];
-            for c in window {
-                for (sum, v) in sums.iter_mut().zip(&planes[c * plane..][..plane]) {
-                    *sum += v * v;
-                }
-            }
+            let neighbours = &planes[window.start * plane..window.end * plane];
             let centre = &planes[channel * plane..][..plane];
-            for ((y, v), sum) in y.iter_mut().zip(centre).zip(&sums) {
-                *y = v * inverse_power(k + scale * sum);
-            }
+            lrn_plane(y, centre, neighbours, &inverse_power);
         });
     tensor(out, shape)
+}
+
+/// One LRN output plane `y = centre · f(Σ neighbours²)` (`neighbours`: the window's planes
+/// one after the other; `f` the scaled inverse power).
+#[multiversion(targets = "simd")]
+fn lrn_plane(y: &mut [f32], centre: &[f32], neighbours: &[f32], f: &impl Fn(f32) -> f32) {
+    let mut sums = vec![0.0f32; y.len()];
+    for neighbour in neighbours.chunks_exact(y.len()) {
+        for (sum, v) in sums.iter_mut().zip(neighbour) {
+            *sum += v * v;
+        }
+    }
+    for ((y, v), sum) in y.iter_mut().zip(centre).zip(&sums) {
+        *y = v * f(*sum);
+    }
 }
 
 /// Most elements one patch matrix of several images may hold (4 MiB of `f32`): bounds the
@@ -587,9 +635,7 @@ impl Conv {
                         .zip(sums)
                         .zip(&bias[kernels.clone()])
                     {
-                        for (o, &v) in output.iter_mut().zip(sums) {
-                            *o = (v + b).max(0.0);
-                        }
+                        add_bias_relu(output, sums, b);
                     }
                 }
             }
@@ -623,10 +669,7 @@ impl Conv {
                     .zip(output.chunks_exact(cols))
                     .zip(output_grad.chunks_exact(cols));
                 for (((grad, output), output_grad), bias_grad) in rows.zip(bias_grads) {
-                    for ((g, &y), &dy) in grad.iter_mut().zip(output).zip(output_grad) {
-                        *g = if y > 0.0 { dy } else { 0.0 };
-                    }
-                    *bias_grad = sum(grad);
+                    *bias_grad = relu_grad(grad, output, output_grad);
                 }
             });
         let bias_grad = add_in_order(out_channels, image_bias_grads.chunks_exact(out_channels));
@@ -906,7 +949,7 @@ impl Conv {
                     &mut input[run.plane..][..run.len],
                     &src[run.row..][..run.len],
                 );
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                add_assign(dst, src);
                 continue;
             }
             self.for_each_span(i, j, |y, iy, span, first_ix| {
@@ -914,10 +957,7 @@ impl Conv {
                 let src = &src[y * ow..][span];
                 if sw == 1 {
                     // Contiguous on both sides: one vectorised pass.
-                    dst[..src.len()]
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(d, s)| *d += s);
+                    add_assign(&mut dst[..src.len()], src);
                 } else {
                     for (k, s) in src.iter().enumerate() {
                         dst[k * sw] += s;
@@ -1003,18 +1043,43 @@ impl Drop for Scratch {
     }
 }
 
+/// `dst += src`, element by element.
+#[multiversion(targets = "simd")]
+fn add_assign(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+}
+
+/// `output = max(sums + bias, 0)`: a convolution's bias and ReLU.
+#[multiversion(targets = "simd")]
+fn add_bias_relu(output: &mut [f32], sums: &[f32], bias: f32) {
+    for (o, &v) in output.iter_mut().zip(sums) {
+        *o = (v + bias).max(0.0);
+    }
+}
+
+/// The ReLU's gradient: `grad = output_grad` where `output > 0`, else 0; returns `Σ grad`
+/// (the bias gradient's share of this plane).
+#[multiversion(targets = "simd")]
+fn relu_grad(grad: &mut [f32], output: &[f32], output_grad: &[f32]) -> f32 {
+    for ((g, &y), &dy) in grad.iter_mut().zip(output).zip(output_grad) {
+        *g = if y > 0.0 { dy } else { 0.0 };
+    }
+    sum(grad)
+}
+
 /// The element-wise sum of `parts` (each `len` long), added in the order given: the same
 /// numbers whatever the thread count that made the parts.
 fn add_in_order<'a>(len: usize, parts: impl IntoIterator<Item = &'a [f32]>) -> Vec<f32> {
     let mut total = vec![0.0f32; len];
     for part in parts {
-        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        add_assign(&mut total, part);
     }
     total
 }
 
 /// `Σ values`, in 16 interleaved partial sums (which vectorise; a plain `f32` sum is one
 /// serial chain of additions) that are then added in order.
+#[inline]
 fn sum(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
     let chunks = values.chunks_exact(16);
