@@ -890,8 +890,10 @@ impl Conv {
     /// image[c, y'·s + i − p, x'·s + j − p]`, 0 outside the image; row `r` starts at
     /// `col[r · row_stride]` (images side by side when the stride is wider than `H'W'`).
     fn im2col(&self, image: &[f32], group: usize, col: &mut [f32], row_stride: usize) {
+        if self.stride[1] > 1 {
+            return self.im2col_strided(image, group, col, row_stride);
+        }
         let (cols, plane, w, ow) = (self.cols(), self.plane(), self.width, self.out_width);
-        let sw = self.stride[1];
         for row in 0..self.rows() {
             let (c, i, j) = self.row_origin(row);
             let input = &image[(group * self.channels + c) * plane..][..plane];
@@ -907,13 +909,53 @@ impl Conv {
             dst.fill(0.0);
             self.for_each_span(i, j, |y, iy, span, first_ix| {
                 let dst = &mut dst[y * ow..][span];
-                let src = &input[iy * w + first_ix..];
-                if sw == 1 {
-                    dst.copy_from_slice(&src[..dst.len()]);
-                } else {
-                    gather_strided(dst, src, sw);
-                }
+                dst.copy_from_slice(&input[iy * w + first_ix..][..dst.len()]);
             });
+        }
+    }
+
+    /// [`im2col`](Self::im2col) at a column stride `s` > 1 (conv1's 4): each input row that
+    /// an output row reads is split once into its `s` phases (`phase p = row[p], row[p + s],
+    /// …`), after which every kernel column's span is one contiguous copy from a phase (not a
+    /// strided gather per kernel column: 11 of them per row in conv1). Every entry is written
+    /// once, zeros outside the image included.
+    fn im2col_strided(&self, image: &[f32], group: usize, col: &mut [f32], row_stride: usize) {
+        let (plane, w, ow) = (self.plane(), self.width, self.out_width);
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let phase_len = w.div_ceil(sw);
+        let mut phases = vec![0.0f32; sw * phase_len];
+        // Per kernel column: its span of output columns inside the image and where that span
+        // starts in its phase.
+        let spans: Vec<(Range<usize>, usize)> = (0..kw)
+            .map(|j| {
+                let span = Self::inside(j, sw, self.padding[1], w, ow);
+                let first_ix = (span.start * sw + j).saturating_sub(self.padding[1]);
+                (span, (first_ix % sw) * phase_len + first_ix / sw)
+            })
+            .collect();
+        for c in 0..self.channels {
+            let input = &image[(group * self.channels + c) * plane..][..plane];
+            for i in 0..kh {
+                let first_row = (c * kh + i) * kw;
+                for y in 0..self.out_height {
+                    let iy = (y * sh + i).wrapping_sub(self.padding[0]);
+                    let inside = iy < self.height;
+                    if inside {
+                        deinterleave(&input[iy * w..][..w], &mut phases, phase_len);
+                    }
+                    for (j, (span, from)) in spans.iter().enumerate() {
+                        let dst = &mut col[(first_row + j) * row_stride + y * ow..][..ow];
+                        if !inside || span.is_empty() {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        dst[..span.start].fill(0.0);
+                        dst[span.end..].fill(0.0);
+                        dst[span.clone()].copy_from_slice(&phases[*from..][..span.len()]);
+                    }
+                }
+            }
         }
     }
 
@@ -1061,11 +1103,14 @@ impl Drop for Scratch {
     }
 }
 
-/// `dst[k] = src[k · stride]`.
-#[multiversion(targets = "simd")]
-fn gather_strided(dst: &mut [f32], src: &[f32], stride: usize) {
-    for (k, d) in dst.iter_mut().enumerate() {
-        *d = src[k * stride];
+/// `row` split into its phases, `phase_len` apart in `phases`: `phases[p · phase_len + q] =
+/// row[q · s + p]` for `s = phases.len() / phase_len`.
+fn deinterleave(row: &[f32], phases: &mut [f32], phase_len: usize) {
+    let stride = phases.len() / phase_len;
+    for (q, chunk) in row.chunks(stride).enumerate() {
+        for (p, &v) in chunk.iter().enumerate() {
+            phases[p * phase_len + q] = v;
+        }
     }
 }
 
