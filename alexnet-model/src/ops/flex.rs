@@ -17,8 +17,9 @@
 //! parallel (each part's patch matrices side by side, so its products are long), then the
 //! parts in order: deterministic whatever the thread count.
 //!
-//! 3×3 convolutions at stride 1 (conv3–conv5) run forward by Winograd's F(2×2, 3×3)
-//! instead ([`winograd`]): 16 products per 2×2 outputs where im2col + gemm takes 36.
+//! 3×3 convolutions at stride 1 on maps of at least 10×10 (conv3–conv5 of the ImageNet
+//! variants) run by Winograd's F(2×2, 3×3) instead, forward and input gradient
+//! ([`winograd`]): 16 products per 2×2 outputs where im2col + gemm takes 36.
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
@@ -603,8 +604,8 @@ impl Conv {
             });
     }
 
-    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd's F(2×2, 3×3) for 3×3
-    /// kernels at stride 1 ([`winograd`]), im2col + gemm for the others.
+    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd's F(2×2, 3×3) where it
+    /// [fits](Self::winograd_fits) ([`winograd`]), im2col + gemm for the others.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
         let mut out = vec![0.0f32; self.batch * self.out_image_len()];
@@ -707,17 +708,22 @@ impl Conv {
         let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
         let weight_grad = self.untranspose(&transposed);
 
-        // Input: col2im(Wᵀ · grad) per tile of images, skipped where nobody needs it.
+        // Input: by Winograd where the adjoint convolution allows it, else col2im(Wᵀ · grad)
+        // per tile of images; skipped where nobody needs it.
         let input_grad = x_grad.then(|| {
             let mut input_grad = vec![0.0f32; x.len()];
-            self.for_each_tile(
-                &mut input_grad,
-                self.image_len(),
-                self.tile_images(),
-                |images, slots, parallelism| {
-                    self.input_grad(&weight, &grad, images, slots, parallelism);
-                },
-            );
+            if self.winograd_input_grad_fits() {
+                self.winograd_input_grad(&grad, &weight, &mut input_grad);
+            } else {
+                self.for_each_tile(
+                    &mut input_grad,
+                    self.image_len(),
+                    self.tile_images(),
+                    |images, slots, parallelism| {
+                        self.input_grad(&weight, &grad, images, slots, parallelism);
+                    },
+                );
+            }
             let shape = [
                 self.batch,
                 self.groups * self.channels,

@@ -23,15 +23,23 @@ use super::{add_bias_relu, Conv, Scratch};
 /// Entries of a 4×4 transform.
 const XI: usize = 16;
 
+/// Output positions per image from which Winograd runs faster than im2col + gemm, measured:
+/// on the ImageNet variants' 13×13 maps it does (torchvision training step at batch 32 49–50
+/// → 51–53 images/s with the input gradient too), on the cifar variant's 7×7 it does not
+/// (cifar training step at batch 32: 454–460 images/s with it, 464–470 without; 7×7 needs
+/// 4×4 blocks, which cover 8×8).
+const MIN_POSITIONS: usize = 100;
+
 /// Output blocks (matrix-product columns) a tile of images reaches at least (rounded up to a
 /// power of two of images, so that batches of a power of two split evenly): a product of a
 /// single 13×13 image (49 blocks) is too narrow for `gemm` to run at speed.
 pub(super) const BLOCK_COLUMNS: usize = 196;
 
 impl Conv {
-    /// Whether [`winograd_forward`](Self::winograd_forward) computes this convolution.
+    /// Whether [`winograd_forward`](Self::winograd_forward) computes this convolution: 3×3
+    /// at stride 1, on maps of at least [`MIN_POSITIONS`] outputs.
     pub(super) fn winograd_fits(&self) -> bool {
-        self.kernel == [3, 3] && self.stride == [1, 1]
+        self.kernel == [3, 3] && self.stride == [1, 1] && self.cols() >= MIN_POSITIONS
     }
 
     /// 2×2 output blocks per image: `[⌈H'/2⌉, ⌈W'/2⌉]`.
@@ -40,10 +48,7 @@ impl Conv {
     }
 
     /// `relu(conv2d(x, weight) + bias)` into `out` (`[N, O, H', W']`), for a convolution
-    /// that [`winograd_fits`](Self::winograd_fits): per tile of images and group, the
-    /// patches' transforms `V`, 16 products `M[ξ] = U[ξ] · V[ξ]`, then the outputs' inverse
-    /// transforms with bias and ReLU. A single tile (batch 1) runs its transforms and
-    /// products in parallel instead.
+    /// that [`winograd_fits`](Self::winograd_fits).
     pub(super) fn winograd_forward(
         &self,
         x: &[f32],
@@ -51,6 +56,55 @@ impl Conv {
         bias: &[f32],
         out: &mut [f32],
     ) {
+        self.winograd(x, weight, Some(bias), out);
+    }
+
+    /// Whether [`winograd_input_grad`](Self::winograd_input_grad) computes this
+    /// convolution's input gradient: its adjoint is a 3×3 convolution at stride 1 with
+    /// padding `2 − p`.
+    pub(super) fn winograd_input_grad_fits(&self) -> bool {
+        self.winograd_fits() && self.padding.iter().all(|&p| p <= 2)
+    }
+
+    /// The input gradient `[N, C, H, W]` into `out` from the output gradient `grad` (`[N, O,
+    /// H', W']`, the ReLU's mask applied): the correlation of `grad` with the kernels
+    /// flipped and their channel axes swapped, padding `2 − p` (which gives back `H`, `W`).
+    pub(super) fn winograd_input_grad(&self, grad: &[f32], weight: &[f32], out: &mut [f32]) {
+        let [ph, pw] = self.padding;
+        let adjoint = Conv {
+            channels: self.kernels,
+            kernels: self.channels,
+            height: self.out_height,
+            width: self.out_width,
+            padding: [2 - ph, 2 - pw],
+            out_height: self.height,
+            out_width: self.width,
+            ..*self
+        };
+        // flipped[g·C/g + c][k][u][v] = weight[g·O/g + k][c][2 − u][2 − v]
+        let mut flipped = vec![0.0f32; weight.len()];
+        let (kernels, channels) = (self.kernels, self.channels);
+        flipped
+            .par_chunks_exact_mut(kernels * 9)
+            .enumerate()
+            .for_each(|(gc, planes)| {
+                let (g, c) = (gc / channels, gc % channels);
+                for (k, plane) in planes.chunks_exact_mut(9).enumerate() {
+                    let kernel = &weight[((g * kernels + k) * channels + c) * 9..][..9];
+                    plane
+                        .iter_mut()
+                        .zip(kernel.iter().rev())
+                        .for_each(|(f, &w)| *f = w);
+                }
+            });
+        adjoint.winograd(grad, &flipped, None, out);
+    }
+
+    /// `conv2d(x, weight)` into `out` (`[N, O, H', W']`), plus the bias and through the ReLU
+    /// when `bias` is given: per tile of images and group, the patches' transforms `V`, 16
+    /// products `M[ξ] = U[ξ] · V[ξ]`, then the outputs' inverse transforms. A single tile
+    /// (batch 1) runs its transforms and products in parallel instead.
+    fn winograd(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
         let (kernels, channels) = (self.kernels, self.channels);
         let u = self.transform_kernels(weight);
         let [bh, bw] = self.blocks();
@@ -80,7 +134,8 @@ impl Conv {
                     let planes = &mut output[g * kernels * self.cols()..][..kernels * self.cols()];
                     for_each_chunk(planes, self.cols(), parallel, |k, plane| {
                         let first = n * bh * bw;
-                        transform_outputs(self, m, k, first, width, bias[g * kernels + k], plane);
+                        let bias = bias.map(|b| b[g * kernels + k]);
+                        transform_outputs(self, m, k, first, width, bias, plane);
                     });
                 }
             }
@@ -206,7 +261,7 @@ fn transform_patches(conv: &Conv, x: &[f32], images: Range<usize>, channel: usiz
 
 /// Kernel `k`'s output plane `[H', W']` of one image (its blocks from column `first` of the
 /// products `m`, `[XI, O/g, width]`): each block `Aᵀ M A` (all the image's blocks at once,
-/// so that the loop vectorises), plus `bias`, through the ReLU.
+/// so that the loop vectorises); plus `bias` and through the ReLU if given.
 #[multiversion(targets = "simd")]
 fn transform_outputs(
     conv: &Conv,
@@ -214,7 +269,7 @@ fn transform_outputs(
     k: usize,
     first: usize,
     width: usize,
-    bias: f32,
+    bias: Option<f32>,
     plane: &mut [f32],
 ) {
     let [bh, bw] = conv.blocks();
@@ -246,7 +301,11 @@ fn transform_outputs(
             for ((pair, &l), &r) in row.chunks_exact_mut(2).zip(left).zip(right) {
                 pair.copy_from_slice(&[l, r]);
             }
-            add_bias_relu(&mut plane[oy * ow..][..ow], &row[..ow], bias);
+            let out = &mut plane[oy * ow..][..ow];
+            match bias {
+                Some(bias) => add_bias_relu(out, &row[..ow], bias),
+                None => out.copy_from_slice(&row[..ow]),
+            }
         }
     }
 }
@@ -288,8 +347,9 @@ mod tests {
             .collect()
     }
 
-    /// Winograd's outputs equal im2col + gemm's, on odd and even maps, padding 0–2, groups,
-    /// and batches of one (parallel products), a few and more than a tile.
+    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, on odd and
+    /// even maps, padding 0–2, groups, and batches of one (parallel products), a few and more
+    /// than a tile.
     #[test]
     fn winograd_equals_im2col() {
         let cases = [
@@ -315,7 +375,6 @@ mod tests {
                 &options,
             )
             .expect("a convolution Flex's ops handle");
-            assert!(conv.winograd_fits());
             let len = batch * conv.out_image_len();
             let (mut winograd, mut im2col) = (vec![f32::NAN; len], vec![f32::NAN; len]);
             conv.winograd_forward(&x, &weight, &bias, &mut winograd);
@@ -326,6 +385,19 @@ mod tests {
                 .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(diff <= 1e-5, "case {seed}: max |Δ| = {diff}");
             assert!(im2col.iter().any(|&v| v > 0.0), "case {seed}: all zero");
+
+            // The input gradient of an output gradient, both ways.
+            let grad = random(len, seed + 30);
+            let (mut winograd, mut col2im) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
+            conv.winograd_input_grad(&grad, &weight, &mut winograd);
+            conv.for_each_tile(&mut col2im, conv.image_len(), 1, |images, slots, p| {
+                conv.input_grad(&weight, &grad, images, slots, p);
+            });
+            let diff = winograd
+                .iter()
+                .zip(&col2im)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 1e-5, "case {seed}: input gradient max |Δ| = {diff}");
         }
     }
 }
