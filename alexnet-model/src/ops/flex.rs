@@ -341,6 +341,13 @@ fn max_pool_plane_backward(pool: &Pool, plane: &[f32], grad: &[f32], input_grad:
     let [kh, kw] = pool.kernel;
     let [sh, sw] = pool.stride;
     let (mut largest, mut first_row) = (vec![0.0f32; w], vec![0u32; w]);
+    // The row's largest and their rows split into the stride's phases, so that each window's
+    // `t`-th column is at the same offset in one phase for every window: the choice among
+    // the columns vectorises over the windows too.
+    let phase_len = w.div_ceil(sw);
+    let (mut values, mut rows) = (vec![0.0f32; sw * phase_len], vec![0u32; sw * phase_len]);
+    let (mut best, mut best_row, mut best_column) =
+        (vec![0.0f32; ow], vec![0u32; ow], vec![0u32; ow]);
     for (oy, grad) in grad.chunks_exact(ow).enumerate() {
         let top = oy * sh;
         largest.copy_from_slice(&plane[top * w..][..w]);
@@ -358,16 +365,28 @@ fn max_pool_plane_backward(pool: &Pool, plane: &[f32], grad: &[f32], input_grad:
                 *r = ((i as u32 + 1) & take) | (*r & !take);
             }
         }
-        for (ox, g) in grad.iter().enumerate() {
-            let left = ox * sw;
-            let mut best = left;
-            for at in left + 1..left + kw {
-                let (v, m) = (largest[at], largest[best]);
-                let tie = v == m || (v.is_nan() && m.is_nan());
-                let take = beats(v, m) || (tie && first_row[at] < first_row[best]);
-                best = if take { at } else { best };
+        deinterleave(&largest, &mut values, phase_len);
+        deinterleave(&first_row, &mut rows, phase_len);
+        best.copy_from_slice(&values[..ow]);
+        best_row.copy_from_slice(&rows[..ow]);
+        best_column.fill(0);
+        // Column by column: the largest wins, on a tie the earlier row, then (as the columns
+        // come in order) the earlier column.
+        for t in 1..kw {
+            let from = (t % sw) * phase_len + t / sw;
+            let candidates = values[from..][..ow].iter().zip(&rows[from..][..ow]);
+            let bests = best.iter_mut().zip(&mut best_row).zip(&mut best_column);
+            for (((m, r), column), (&v, &row)) in bests.zip(candidates) {
+                let tie = (v == *m) | (v.is_nan() & m.is_nan());
+                let take = 0u32.wrapping_sub(u32::from(beats(v, *m) | (tie & (row < *r))));
+                *m = f32::from_bits((v.to_bits() & take) | (m.to_bits() & !take));
+                *r = (row & take) | (*r & !take);
+                *column = (t as u32 & take) | (*column & !take);
             }
-            input_grad[(top + first_row[best] as usize) * w + best] += g;
+        }
+        let windows = grad.iter().zip(&best_row).zip(&best_column).enumerate();
+        for (ox, ((g, &row), &column)) in windows {
+            input_grad[(top + row as usize) * w + ox * sw + column as usize] += g;
         }
     }
 }
@@ -1111,7 +1130,8 @@ impl Drop for Scratch {
 
 /// `row` split into its phases, `phase_len` apart in `phases`: `phases[p · phase_len + q] =
 /// row[q · s + p]` for `s = phases.len() / phase_len`.
-fn deinterleave(row: &[f32], phases: &mut [f32], phase_len: usize) {
+#[inline]
+fn deinterleave<T: Copy>(row: &[T], phases: &mut [T], phase_len: usize) {
     let stride = phases.len() / phase_len;
     for (q, chunk) in row.chunks(stride).enumerate() {
         for (p, &v) in chunk.iter().enumerate() {
