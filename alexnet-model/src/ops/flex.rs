@@ -17,9 +17,10 @@
 //! parallel (each part's patch matrices side by side, so its products are long), then the
 //! parts in order: deterministic whatever the thread count.
 //!
-//! 3×3 convolutions at stride 1 on maps of at least 10×10 (conv3–conv5 of the ImageNet
-//! variants) run by Winograd's F(2×2, 3×3) instead, forward and input gradient
-//! ([`winograd`]): 16 products per 2×2 outputs where im2col + gemm takes 36.
+//! 3×3 and 5×5 convolutions at stride 1 on maps of at least 10×10 (conv2–conv5 of the
+//! ImageNet variants, conv2 of cifar) run by Winograd's F(2×2, 3×3) and F(2×2, 5×5) instead,
+//! forward and input gradient ([`winograd`]): 16 products per 2×2 outputs where im2col +
+//! gemm takes 36, and 36 where it takes 100.
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).

@@ -1,15 +1,18 @@
-//! 3×3 convolutions at stride 1 by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray,
-//! "Fast Algorithms for Convolutional Neural Networks", 2016): each 2×2 block of outputs
-//! from its 4×4 input patch `d` and the 3×3 kernel `g` as `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, 16
-//! products instead of 36. Over channels the element-wise products become 16 matrix
-//! products, one per entry `ξ` of the 4×4 transforms: `M[ξ] = U[ξ] · V[ξ]`, `[O/g, C/g]`
-//! kernels times `[C/g, tiles]` patches. The transforms only add, subtract and halve
-//! (exact in floating point but for the sums' rounding), so the outputs match the direct
-//! convolution to a few units in the last place.
+//! 3×3 and 5×5 convolutions at stride 1 by Winograd's minimal filtering F(2×2, r×r) (Lavin &
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2×2 block of
+//! outputs from its `α×α` input patch `d` (`α = r + 1`) and the `r×r` kernel `g` as
+//! `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, `α²` products instead of `4r²` (16 instead of 36 for 3×3,
+//! 36 instead of 100 for 5×5). Over channels the element-wise products become `α²` matrix
+//! products, one per entry `ξ` of the `α×α` transforms: `M[ξ] = U[ξ] · V[ξ]`, `[O/g, C/g]`
+//! kernels times `[C/g, tiles]` patches. The input and output transforms have small integer
+//! coefficients (exact but for the sums' rounding), so the outputs match the direct
+//! convolution to a few units in the last place for 3×3 and to about 1e-6 relative for 5×5
+//! (`winograd_equals_im2col`).
 //!
-//! AlexNet's conv3–conv5 (13×13 maps in the ImageNet variants, 7×7 in cifar) are such
-//! convolutions: they hold half of the torchvision variant's multiply-adds, which this cuts
-//! by 1.9× (13×13: 7×7 blocks of 2×2 cover 14×14).
+//! AlexNet's conv3–conv5 (13×13 maps in the ImageNet variants, 7×7 in cifar) are 3×3
+//! convolutions and hold half of the torchvision variant's multiply-adds, which this cuts by
+//! 1.9× (13×13: 7×7 blocks of 2×2 cover 14×14); conv2 is 5×5 (27×27 maps, 15×15 in cifar):
+//! 2.5× fewer (27×27: 14×14 blocks cover 28×28).
 
 use std::ops::Range;
 
@@ -20,26 +23,106 @@ use multiversion::multiversion;
 
 use super::{add_bias_relu, Conv, Scratch};
 
-/// Entries of a 4×4 transform.
-const XI: usize = 16;
+/// A Winograd algorithm F(2×2, r×r): its three transforms, row-major. Built by Toom–Cook on
+/// the points 0, ±1 (and ±2 for r = 5) and ∞.
+pub(super) struct Algorithm {
+    /// The kernel's side `r`.
+    r: usize,
+    /// `Bᵀ`, `[α, α]`: an input patch `d` → `Bᵀ d B`.
+    input: &'static [f32],
+    /// `G`, `[α, r]`: a kernel `g` → `G g Gᵀ`.
+    kernel: &'static [f32],
+    /// `Aᵀ`, `[2, α]`: a block of products `m` → its 2×2 outputs `Aᵀ m A`.
+    output: &'static [f32],
+}
+
+impl Algorithm {
+    /// The transforms' side `α = r + 1`.
+    fn alpha(&self) -> usize {
+        self.r + 1
+    }
+
+    /// Entries `ξ` of an `α×α` transform: the number of matrix products.
+    fn entries(&self) -> usize {
+        self.alpha() * self.alpha()
+    }
+}
+
+/// F(2×2, 3×3).
+#[rustfmt::skip]
+const F2X3: Algorithm = Algorithm {
+    r: 3,
+    input: &[
+        1.0, 0.0, -1.0, 0.0,
+        0.0, 1.0, 1.0, 0.0,
+        0.0, -1.0, 1.0, 0.0,
+        0.0, 1.0, 0.0, -1.0,
+    ],
+    kernel: &[
+        1.0, 0.0, 0.0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0.0, 0.0, 1.0,
+    ],
+    output: &[
+        1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, -1.0,
+    ],
+};
+
+/// F(2×2, 5×5) on the points 0, 1, −1, 2, −2, ∞.
+#[rustfmt::skip]
+const F2X5: Algorithm = Algorithm {
+    r: 5,
+    input: &[
+        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+    ],
+    kernel: &[
+        1.0 / 4.0, 0.0, 0.0, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0,
+        0.0, 0.0, 0.0, 0.0, 1.0,
+    ],
+    output: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 1.0,
+    ],
+};
 
 /// Output positions per image from which Winograd runs faster than im2col + gemm, measured:
 /// on the ImageNet variants' 13×13 maps it does (torchvision training step at batch 32 49–50
 /// → 51–53 images/s with the input gradient too), on the cifar variant's 7×7 it does not
-/// (cifar training step at batch 32: 454–460 images/s with it, 464–470 without; 7×7 needs
-/// 4×4 blocks, which cover 8×8).
+/// (cifar training step at batch 32: 454–460 images/s with it, 464–470 without on a Xeon,
+/// 265 against 283 on an AMD EPYC; 7×7 needs 4×4 blocks, which cover 8×8).
 const MIN_POSITIONS: usize = 100;
 
 /// Output blocks (matrix-product columns) a tile of images reaches at least (rounded up to a
 /// power of two of images, so that batches of a power of two split evenly): a product of a
 /// single 13×13 image (49 blocks) is too narrow for `gemm` to run at speed.
-pub(super) const BLOCK_COLUMNS: usize = 196;
+const BLOCK_COLUMNS: usize = 196;
 
 impl Conv {
-    /// Whether [`winograd_forward`](Self::winograd_forward) computes this convolution: 3×3
-    /// at stride 1, on maps of at least [`MIN_POSITIONS`] outputs.
+    /// The algorithm for this convolution's kernel: 3×3 or 5×5 at stride 1; `None` for any
+    /// other.
+    fn algorithm(&self) -> Option<&'static Algorithm> {
+        match (self.kernel, self.stride) {
+            ([3, 3], [1, 1]) => Some(&F2X3),
+            ([5, 5], [1, 1]) => Some(&F2X5),
+            _ => None,
+        }
+    }
+
+    /// Whether [`winograd_forward`](Self::winograd_forward) computes this convolution: one
+    /// it has an [`Algorithm`] for, on maps of at least [`MIN_POSITIONS`] outputs.
     pub(super) fn winograd_fits(&self) -> bool {
-        self.kernel == [3, 3] && self.stride == [1, 1] && self.cols() >= MIN_POSITIONS
+        self.algorithm().is_some() && self.cols() >= MIN_POSITIONS
     }
 
     /// 2×2 output blocks per image: `[⌈H'/2⌉, ⌈W'/2⌉]`.
@@ -60,37 +143,39 @@ impl Conv {
     }
 
     /// Whether [`winograd_input_grad`](Self::winograd_input_grad) computes this
-    /// convolution's input gradient: its adjoint is a 3×3 convolution at stride 1 with
-    /// padding `2 − p`.
+    /// convolution's input gradient: its adjoint is an `r×r` convolution at stride 1 with
+    /// padding `r − 1 − p`.
     pub(super) fn winograd_input_grad_fits(&self) -> bool {
-        self.winograd_fits() && self.padding.iter().all(|&p| p <= 2)
+        let [kh, kw] = self.kernel;
+        self.winograd_fits() && self.padding[0] < kh && self.padding[1] < kw
     }
 
     /// The input gradient `[N, C, H, W]` into `out` from the output gradient `grad` (`[N, O,
     /// H', W']`, the ReLU's mask applied): the correlation of `grad` with the kernels
-    /// flipped and their channel axes swapped, padding `2 − p` (which gives back `H`, `W`).
+    /// flipped and their channel axes swapped, padding `r − 1 − p` (which gives back `H`,
+    /// `W`).
     pub(super) fn winograd_input_grad(&self, grad: &[f32], weight: &[f32], out: &mut [f32]) {
-        let [ph, pw] = self.padding;
+        let ([ph, pw], [kh, kw]) = (self.padding, self.kernel);
         let adjoint = Conv {
             channels: self.kernels,
             kernels: self.channels,
             height: self.out_height,
             width: self.out_width,
-            padding: [2 - ph, 2 - pw],
+            padding: [kh - 1 - ph, kw - 1 - pw],
             out_height: self.height,
             out_width: self.width,
             ..*self
         };
-        // flipped[g·C/g + c][k][u][v] = weight[g·O/g + k][c][2 − u][2 − v]
+        // flipped[g·C/g + c][k][u][v] = weight[g·O/g + k][c][kh − 1 − u][kw − 1 − v]
         let mut flipped = vec![0.0f32; weight.len()];
-        let (kernels, channels) = (self.kernels, self.channels);
+        let (kernels, channels, area) = (self.kernels, self.channels, kh * kw);
         flipped
-            .par_chunks_exact_mut(kernels * 9)
+            .par_chunks_exact_mut(kernels * area)
             .enumerate()
             .for_each(|(gc, planes)| {
                 let (g, c) = (gc / channels, gc % channels);
-                for (k, plane) in planes.chunks_exact_mut(9).enumerate() {
-                    let kernel = &weight[((g * kernels + k) * channels + c) * 9..][..9];
+                for (k, plane) in planes.chunks_exact_mut(area).enumerate() {
+                    let kernel = &weight[((g * kernels + k) * channels + c) * area..][..area];
                     plane
                         .iter_mut()
                         .zip(kernel.iter().rev())
@@ -101,12 +186,13 @@ impl Conv {
     }
 
     /// `conv2d(x, weight)` into `out` (`[N, O, H', W']`), plus the bias and through the ReLU
-    /// when `bias` is given: per tile of images and group, the patches' transforms `V`, 16
+    /// when `bias` is given: per tile of images and group, the patches' transforms `V`, `α²`
     /// products `M[ξ] = U[ξ] · V[ξ]`, then the outputs' inverse transforms. A single tile
     /// (batch 1) runs its transforms and products in parallel instead.
     fn winograd(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-        let (kernels, channels) = (self.kernels, self.channels);
-        let u = self.transform_kernels(weight);
+        let algorithm = self.algorithm().expect("a 3×3 or 5×5 kernel at stride 1");
+        let (kernels, channels, entries) = (self.kernels, self.channels, algorithm.entries());
+        let u = transform_kernels(algorithm, weight, channels);
         let [bh, bw] = self.blocks();
         let tile = BLOCK_COLUMNS
             .div_ceil(bh * bw)
@@ -117,17 +203,17 @@ impl Conv {
             let parallel = !matches!(parallelism, Parallelism::None);
             let width = images.len() * bh * bw;
             let mut scratch = Scratch::take();
-            let [v, m] = scratch.buffers([channels * XI * width, XI * kernels * width]);
+            let [v, m] = scratch.buffers([channels * entries * width, entries * kernels * width]);
             for g in 0..self.groups {
-                for_each_chunk(v, XI * width, parallel, |c, v| {
-                    transform_patches(self, x, images.clone(), g * channels + c, v);
+                for_each_chunk(v, entries * width, parallel, |c, v| {
+                    transform_patches(self, algorithm, x, images.clone(), g * channels + c, v);
                 });
-                let u = &u[g * kernels * XI * channels..][..kernels * XI * channels];
+                let u = &u[g * kernels * entries * channels..][..kernels * entries * channels];
                 for_each_chunk(m, kernels * width, parallel, |xi, m| {
-                    // [O/g, C/g] · [C/g, n·blocks]: U[ξ] rows `XI·C/g` apart, V[ξ] rows
-                    // `XI·width` apart.
-                    let lhs = (&u[xi * channels..], XI * channels);
-                    let rhs = (&v[xi * width..], XI * width);
+                    // [O/g, C/g] · [C/g, n·blocks]: U[ξ] rows `α²·C/g` apart, V[ξ] rows
+                    // `α²·width` apart.
+                    let lhs = (&u[xi * channels..], entries * channels);
+                    let rhs = (&v[xi * width..], entries * width);
                     strided_matmul(m, [kernels, width], lhs, rhs, channels);
                 });
                 for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
@@ -135,28 +221,11 @@ impl Conv {
                     for_each_chunk(planes, self.cols(), parallel, |k, plane| {
                         let first = n * bh * bw;
                         let bias = bias.map(|b| b[g * kernels + k]);
-                        transform_outputs(self, m, k, first, width, bias, plane);
+                        transform_outputs(self, algorithm, m, k, first, width, bias, plane);
                     });
                 }
             }
         });
-    }
-
-    /// `U = G g Gᵀ` for every kernel plane `g`, `[O, XI, C/g]`: each kernel's 16 rows, one
-    /// per entry `ξ`, each over its input channels.
-    fn transform_kernels(&self, weight: &[f32]) -> Vec<f32> {
-        let channels = self.channels;
-        let mut u = vec![0.0f32; self.groups * self.kernels * XI * channels];
-        u.par_chunks_exact_mut(XI * channels)
-            .zip(weight.par_chunks_exact(channels * 9))
-            .for_each(|(u, kernel)| {
-                for (c, plane) in kernel.chunks_exact(9).enumerate() {
-                    for (xi, value) in kernel_transform(plane).into_iter().enumerate() {
-                        u[xi * channels + c] = value;
-                    }
-                }
-            });
-        u
     }
 }
 
@@ -219,52 +288,93 @@ fn strided_matmul(
     }
 }
 
-/// `V = Bᵀ d B` for every 4×4 input patch `d` (zero outside the image) of input channel
-/// `channel` of `images`, into `v` (`[XI, n·blocks]`): per block row, the four input rows
-/// (zero padded) are combined first (`Bᵀ d`, whole rows at once), then each block's columns.
+/// `out += coefficient · src`, element by element; nothing for a zero coefficient (the
+/// transforms' many zeros cost no pass).
+#[inline(always)]
+fn add_scaled(out: &mut [f32], coefficient: f32, src: &[f32]) {
+    if coefficient != 0.0 {
+        out.iter_mut()
+            .zip(src)
+            .for_each(|(o, &s)| *o += coefficient * s);
+    }
+}
+
+/// `V = Bᵀ d B` for every `α×α` input patch `d` (zero outside the image) of input channel
+/// `channel` of `images`, into `v` (`[α², n·blocks]`). The zero-padded planes are split into
+/// their even and odd rows and columns first, so that both steps run over whole planes at
+/// once: the rows' combinations (`Bᵀ d`) for every block row, then the columns' for every
+/// block (computed over all of a phase's columns, then the blocks' copied out).
 #[multiversion(targets = "simd")]
-fn transform_patches(conv: &Conv, x: &[f32], images: Range<usize>, channel: usize, v: &mut [f32]) {
+fn transform_patches(
+    conv: &Conv,
+    algorithm: &Algorithm,
+    x: &[f32],
+    images: Range<usize>,
+    channel: usize,
+    v: &mut [f32],
+) {
+    let (alpha, count) = (algorithm.alpha(), images.len());
     let [bh, bw] = conv.blocks();
-    let width = v.len() / XI;
-    let (plane, w, pw) = (conv.plane(), conv.width, conv.padding[1]);
-    // 2·⌈W'/2⌉ + 2 ≥ W + 2·pw: every padded input row fits.
-    let padded = 2 * bw + 2;
-    let mut rows = [0; 4].map(|_| vec![0.0f32; padded]);
-    let mut t = [0; 4].map(|_| vec![0.0f32; padded]);
+    let (plane, w) = (conv.plane(), conv.width);
+    let [ph, pw] = conv.padding;
+    // The padded plane, (2·bh + α − 2) × (2·bw + α − 2) ≥ (H + 2·ph) × (W + 2·pw), as
+    // `p[row phase][column phase][n][row][column]`.
+    let (rows, cols) = (bh + alpha / 2 - 1, bw + alpha / 2 - 1);
+    let phase = rows * cols;
+    let mut p = vec![0.0f32; 4 * count * phase];
     for (n, image) in images.enumerate() {
         let input = &x[image * conv.image_len() + channel * plane..][..plane];
-        for by in 0..bh {
-            for (r, row) in rows.iter_mut().enumerate() {
-                row.fill(0.0);
-                let iy = (2 * by + r).wrapping_sub(conv.padding[0]);
-                if iy < conv.height {
-                    row[pw..pw + w].copy_from_slice(&input[iy * w..][..w]);
-                }
+        for (iy, line) in input.chunks_exact(w).enumerate() {
+            let y = iy + ph;
+            for (ix, &value) in line.iter().enumerate() {
+                let x = ix + pw;
+                p[(((y % 2) * 2 + x % 2) * count + n) * phase + (y / 2) * cols + x / 2] = value;
             }
-            for x in 0..padded {
-                let [a, b, c, d] = [rows[0][x], rows[1][x], rows[2][x], rows[3][x]];
-                [t[0][x], t[1][x], t[2][x], t[3][x]] = [a - c, b + c, c - b, b - d];
+        }
+    }
+    // Rows: c[i][column phase][n][by][column] = Σₖ Bᵀ[i][k] · p[k % 2][column phase][n][by +
+    // k/2][column].
+    let run = bh * cols;
+    let mut c = vec![0.0f32; alpha * 2 * count * run];
+    for (i, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
+        for (pc_n, out) in c[i * 2 * count * run..][..2 * count * run]
+            .chunks_exact_mut(run)
+            .enumerate()
+        {
+            for (k, &coefficient) in coefficients.iter().enumerate() {
+                let src = &p[((k % 2) * 2 * count + pc_n) * phase + (k / 2) * cols..][..run];
+                add_scaled(out, coefficient, src);
             }
-            let first = n * bh * bw + by * bw;
-            for (i, t) in t.iter().enumerate() {
-                let mut out = v[4 * i * width..].chunks_exact_mut(width);
-                let mut next = || &mut out.next().expect("4 rows")[first..][..bw];
-                let [v0, v1, v2, v3] = [next(), next(), next(), next()];
-                for bx in 0..bw {
-                    let [a, b, c, d] = [t[2 * bx], t[2 * bx + 1], t[2 * bx + 2], t[2 * bx + 3]];
-                    [v0[bx], v1[bx], v2[bx], v3[bx]] = [a - c, b + c, c - b, b - d];
-                }
+        }
+    }
+    // Columns: v[i·α + j][n][by][bx] = Σₗ Bᵀ[j][l] · c[i][l % 2][n][by][bx + l/2], over
+    // every column of a phase (`cols` per block row: the blocks' `bw`, then a few to drop).
+    let all = count * run;
+    let mut wide = vec![0.0f32; all];
+    let width = v.len() / algorithm.entries();
+    for i in 0..alpha {
+        for (j, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
+            wide.fill(0.0);
+            for (l, &coefficient) in coefficients.iter().enumerate() {
+                let (src, shift) = (&c[(i * 2 + l % 2) * all..][..all], l / 2);
+                add_scaled(&mut wide[..all - shift], coefficient, &src[shift..]);
+            }
+            let out = &mut v[(i * alpha + j) * width..][..width];
+            for (out, wide) in out.chunks_exact_mut(bw).zip(wide.chunks_exact(cols)) {
+                out.copy_from_slice(&wide[..bw]);
             }
         }
     }
 }
 
 /// Kernel `k`'s output plane `[H', W']` of one image (its blocks from column `first` of the
-/// products `m`, `[XI, O/g, width]`): each block `Aᵀ M A` (all the image's blocks at once,
-/// so that the loop vectorises); plus `bias` and through the ReLU if given.
+/// products `m`, `[α², O/g, width]`): each block `Aᵀ M A` (all the image's blocks at once,
+/// so that the loops vectorise); plus `bias` and through the ReLU if given.
+#[allow(clippy::too_many_arguments)]
 #[multiversion(targets = "simd")]
 fn transform_outputs(
     conv: &Conv,
+    algorithm: &Algorithm,
     m: &[f32],
     k: usize,
     first: usize,
@@ -272,23 +382,27 @@ fn transform_outputs(
     bias: Option<f32>,
     plane: &mut [f32],
 ) {
+    let alpha = algorithm.alpha();
     let [bh, bw] = conv.blocks();
     let blocks = bh * bw;
     let (oh, ow) = (conv.out_height, conv.out_width);
-    let m: [&[f32]; XI] =
-        std::array::from_fn(|xi| &m[(xi * conv.kernels + k) * width + first..][..blocks]);
-    // y[2·r + c]: output (r, c) of every block.
-    let mut y = [0; 4].map(|_| vec![0.0f32; blocks]);
-    let [y0, y1, y2, y3] = &mut y;
-    let (y0, y1, y2, y3) = (
-        &mut y0[..blocks],
-        &mut y1[..blocks],
-        &mut y2[..blocks],
-        &mut y3[..blocks],
-    );
-    for b in 0..blocks {
-        let [[a, c], [d, e]] = output_transform(&std::array::from_fn(|xi| m[xi][b]));
-        [y0[b], y1[b], y2[b], y3[b]] = [a, c, d, e];
+    let entry = |xi: usize| &m[(xi * conv.kernels + k) * width + first..][..blocks];
+    // t[r·α + j] = Σᵢ Aᵀ[r][i] · M[i·α + j], then y[2·r + c] = Σⱼ Aᵀ[c][j] · t[r·α + j]:
+    // output (r, c) of every block.
+    let mut t = vec![0.0f32; 2 * alpha * blocks];
+    for (rj, t) in t.chunks_exact_mut(blocks).enumerate() {
+        let (r, j) = (rj / alpha, rj % alpha);
+        for (i, &c) in algorithm.output[r * alpha..][..alpha].iter().enumerate() {
+            add_scaled(t, c, entry(i * alpha + j));
+        }
+    }
+    let mut y = vec![0.0f32; 4 * blocks];
+    for (rc, y) in y.chunks_exact_mut(blocks).enumerate() {
+        let (r, c) = (rc / 2, rc % 2);
+        let t = t[r * alpha * blocks..].chunks_exact(blocks);
+        for (&coefficient, t) in algorithm.output[c * alpha..][..alpha].iter().zip(t) {
+            add_scaled(y, coefficient, t);
+        }
     }
     let mut row = vec![0.0f32; 2 * bw];
     for by in 0..bh {
@@ -297,7 +411,8 @@ fn transform_outputs(
             if oy >= oh {
                 continue;
             }
-            let (left, right) = (&y[2 * r][by * bw..][..bw], &y[2 * r + 1][by * bw..][..bw]);
+            let left = &y[2 * r * blocks + by * bw..][..bw];
+            let right = &y[(2 * r + 1) * blocks + by * bw..][..bw];
             for ((pair, &l), &r) in row.chunks_exact_mut(2).zip(left).zip(right) {
                 pair.copy_from_slice(&[l, r]);
             }
@@ -310,26 +425,48 @@ fn transform_outputs(
     }
 }
 
-/// `G g Gᵀ` for a 3×3 kernel `g` (row-major), `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
-fn kernel_transform(g: &[f32]) -> [f32; XI] {
-    let g_t = |[a, b, c]: [f32; 3]| [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c];
-    // G g (4×3), column by column; then (·) Gᵀ, row by row.
-    let t: [[f32; 4]; 3] = std::array::from_fn(|j| g_t([g[j], g[3 + j], g[6 + j]]));
-    let mut u = [0.0f32; XI];
-    for i in 0..4 {
-        u[4 * i..4 * i + 4].copy_from_slice(&g_t([t[0][i], t[1][i], t[2][i]]));
-    }
+/// `U = G g Gᵀ` for every kernel plane `g` of `weight` (`[O, C/g, r, r]`), as `[O, α², C/g]`:
+/// each kernel's `α²` rows, one per entry `ξ`, each over its input channels. Kernels in
+/// parallel.
+fn transform_kernels(algorithm: &Algorithm, weight: &[f32], channels: usize) -> Vec<f32> {
+    let area = algorithm.r * algorithm.r;
+    let mut u = vec![0.0f32; weight.len() / area * algorithm.entries()];
+    u.par_chunks_exact_mut(algorithm.entries() * channels)
+        .zip(weight.par_chunks_exact(channels * area))
+        .for_each(|(u, kernel)| transform_kernel(algorithm, kernel, u));
     u
 }
 
-/// `Aᵀ m A` for a 4×4 block of products `m` (row-major), `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`:
-/// the 2×2 outputs.
-fn output_transform(m: &[f32; XI]) -> [[f32; 2]; 2] {
-    let a_t = |[a, b, c, d]: [f32; 4]| [a + b + c, b - c - d];
-    let column = |j: usize| [m[j], m[4 + j], m[8 + j], m[12 + j]];
-    // Aᵀ m (2×4), then (·) A (2×2).
-    let t: [[f32; 2]; 4] = std::array::from_fn(|j| a_t(column(j)));
-    [0, 1].map(|r| a_t([t[0][r], t[1][r], t[2][r], t[3][r]]))
+/// [`transform_kernels`] for one kernel (`[C/g, r, r]` into `[α², C/g]`), all its channels at
+/// once (each kernel entry laid out across the channels first), so that every step is one
+/// vectorised pass.
+#[multiversion(targets = "simd")]
+fn transform_kernel(algorithm: &Algorithm, kernel: &[f32], u: &mut [f32]) {
+    let (alpha, r, g) = (algorithm.alpha(), algorithm.r, algorithm.kernel);
+    let channels = u.len() / algorithm.entries();
+    // w[a·r + b][c]: entry (a, b) of every channel's plane.
+    let mut w = vec![0.0f32; r * r * channels];
+    for (c, plane) in kernel.chunks_exact(r * r).enumerate() {
+        for (ab, &value) in plane.iter().enumerate() {
+            w[ab * channels + c] = value;
+        }
+    }
+    // t[i·r + b] = Σₐ G[i][a] · w[a·r + b]: G g.
+    let mut t = vec![0.0f32; alpha * r * channels];
+    for (ib, out) in t.chunks_exact_mut(channels).enumerate() {
+        let (i, b) = (ib / r, ib % r);
+        for a in 0..r {
+            add_scaled(out, g[i * r + a], &w[(a * r + b) * channels..][..channels]);
+        }
+    }
+    // u[i·α + j] = Σ_b G[j][b] · t[i·r + b]: (G g) Gᵀ.
+    for (ij, out) in u.chunks_exact_mut(channels).enumerate() {
+        let (i, j) = (ij / alpha, ij % alpha);
+        out.fill(0.0);
+        for b in 0..r {
+            add_scaled(out, g[j * r + b], &t[(i * r + b) * channels..][..channels]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -347,24 +484,37 @@ mod tests {
             .collect()
     }
 
-    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, on odd and
-    /// even maps, padding 0–2, groups, and batches of one (parallel products), a few and more
-    /// than a tile.
+    /// The largest `|a − b|` relative to the largest `|b|` (at least 1).
+    fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale
+    }
+
+    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, for 3×3
+    /// and 5×5 kernels, on odd and even maps, padding from 0 to r − 1, groups, and batches
+    /// of one (parallel products), a few and more than a tile.
     #[test]
     fn winograd_equals_im2col() {
         let cases = [
-            // batch, groups, channels per group, kernels per group, size, padding
-            (1, 1, 3, 5, [13, 13], 1),
-            (3, 2, 4, 3, [8, 7], 0),
-            (17, 1, 5, 4, [7, 7], 1),
-            (5, 2, 3, 6, [6, 9], 2),
-            (2, 1, 2, 2, [3, 3], 0),
+            // batch, groups, channels per group, kernels per group, size, kernel, padding
+            (1, 1, 3, 5, [13, 13], 3, 1),
+            (3, 2, 4, 3, [8, 7], 3, 0),
+            (17, 1, 5, 4, [7, 7], 3, 1),
+            (5, 2, 3, 6, [6, 9], 3, 2),
+            (2, 1, 2, 2, [3, 3], 3, 0),
+            (1, 1, 4, 3, [15, 15], 5, 2),
+            (6, 2, 3, 4, [12, 11], 5, 2),
+            (3, 1, 2, 5, [9, 10], 5, 0),
+            (2, 1, 3, 2, [5, 6], 5, 4),
         ];
-        for (seed, (batch, groups, channels, kernels, [h, w], padding)) in
+        for (seed, (batch, groups, channels, kernels, [h, w], r, padding)) in
             cases.into_iter().enumerate()
         {
             let x_shape = [batch, groups * channels, h, w];
-            let w_shape = [groups * kernels, channels, 3, 3];
+            let w_shape = [groups * kernels, channels, r, r];
             let x = random(x_shape.iter().product(), seed);
             let weight = random(w_shape.iter().product(), seed + 10);
             let bias = random(groups * kernels, seed + 20);
@@ -379,11 +529,8 @@ mod tests {
             let (mut winograd, mut im2col) = (vec![f32::NAN; len], vec![f32::NAN; len]);
             conv.winograd_forward(&x, &weight, &bias, &mut winograd);
             conv.im2col_forward(&x, &weight, &bias, &mut im2col);
-            let diff = winograd
-                .iter()
-                .zip(&im2col)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(diff <= 1e-5, "case {seed}: max |Δ| = {diff}");
+            let diff = relative_difference(&winograd, &im2col);
+            assert!(diff <= 1e-5, "case {seed}: max |Δ| = {diff} relative");
             assert!(im2col.iter().any(|&v| v > 0.0), "case {seed}: all zero");
 
             // The input gradient of an output gradient, both ways.
@@ -393,11 +540,11 @@ mod tests {
             conv.for_each_tile(&mut col2im, conv.image_len(), 1, |images, slots, p| {
                 conv.input_grad(&weight, &grad, images, slots, p);
             });
-            let diff = winograd
-                .iter()
-                .zip(&col2im)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(diff <= 1e-5, "case {seed}: input gradient max |Δ| = {diff}");
+            let diff = relative_difference(&winograd, &col2im);
+            assert!(
+                diff <= 1e-5,
+                "case {seed}: input gradient max |Δ| = {diff} relative"
+            );
         }
     }
 }
