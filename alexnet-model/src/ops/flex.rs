@@ -631,8 +631,9 @@ impl Conv {
             });
     }
 
-    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd's F(2×2, 3×3) where it
-    /// [fits](Self::winograd_fits) ([`winograd`]), im2col + gemm for the others.
+    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd (F(2×2, 3×3) or F(2×2,
+    /// 5×5)) where it [fits](Self::winograd_fits) ([`winograd`]), im2col + gemm for the
+    /// others.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
         let mut out = vec![0.0f32; self.batch * self.out_image_len()];
