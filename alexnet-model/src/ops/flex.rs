@@ -612,8 +612,8 @@ impl Conv {
         }
     }
 
-    /// Calls `f(images, slots, parallelism)` for each tile of `tile` images, in parallel: `slots` is the tiles' part of `buffer`, which holds `per_image`
-    /// floats per image.
+    /// Calls `f(images, slots, parallelism)` for each tile of `tile` images, in parallel:
+    /// `slots` is the tiles' part of `buffer`, which holds `per_image` floats per image.
     fn for_each_tile(
         &self,
         buffer: &mut [f32],
@@ -655,10 +655,10 @@ impl Conv {
             out_len,
             self.tile_images(),
             |images, outputs, parallelism| {
+                let mut scratch = Scratch::take();
                 for ys in self.bands(parallelism) {
                     let band = ys.len() * self.out_width;
                     let width = images.len() * band;
-                    let mut scratch = Scratch::take();
                     let [col, product] = scratch.buffers([rows * width, self.kernels * width]);
                     for g in 0..self.groups {
                         self.im2col_images(x, images.clone(), g, ys.clone(), col);
@@ -697,10 +697,11 @@ impl Conv {
 
     /// The output rows the forward pass takes at once: all of them, except at a column
     /// stride > 1 (conv1) in a tile that runs on one thread (`parallelism`), where bands of
-    /// rows keep each band's patch matrix within `band_elements` ([`BAND_ELEMENTS`]; near the caches while
-    /// `gemm` packs it; conv1's weights are small, so packing them once per band costs
-    /// little). (torchvision inference at batch 32: 173 → 176 images/s, paper 143 → 148;
-    /// at batch 1, one tile whose products spread over the threads, bands ran 3 % slower.)
+    /// rows keep each band's patch matrix within `band_elements` ([`BAND_ELEMENTS`]; near the
+    /// caches while `gemm` packs it; conv1's weights are small, so packing them once per band
+    /// costs little). (torchvision inference at batch 32: 173 → 176 images/s, paper 143 →
+    /// 148; at batch 1, one tile whose products spread over the threads, bands ran 3 %
+    /// slower.)
     fn bands(&self, parallelism: Parallelism) -> impl Iterator<Item = Range<usize>> {
         let height = self.out_height;
         let band = if self.stride[1] > 1 && matches!(parallelism, Parallelism::None) {
@@ -1251,20 +1252,52 @@ fn matmul(
     k: usize,
     parallelism: Parallelism,
 ) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     // (row stride, column stride) of a row-major matrix with `cols` columns, or of its
     // transpose.
-    let strides = |cols: usize, transposed: bool| -> (isize, isize) {
+    let strides = |cols: usize, transposed: bool| {
         if transposed {
-            (1, cols as isize)
+            (1, cols)
         } else {
-            (cols as isize, 1)
+            (cols, 1)
         }
     };
     let (lhs_rs, lhs_cs) = strides(if lhs_t { m } else { k }, lhs_t);
     let (rhs_rs, rhs_cs) = strides(if rhs_t { k } else { n }, rhs_t);
-    // SAFETY: the lengths are checked above; the strides address row-major matrices of
-    // exactly those shapes, and `dst` does not alias the operands (it is a `&mut`).
+    strided_matmul(
+        dst,
+        [m, n],
+        accumulate,
+        (lhs, lhs_rs, lhs_cs),
+        (rhs, rhs_rs, rhs_cs),
+        k,
+        parallelism,
+    );
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, `dst` row-major, each operand given with its
+/// (row stride, column stride): the one place that calls `gemm`.
+fn strided_matmul(
+    dst: &mut [f32],
+    [m, n]: [usize; 2],
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+    k: usize,
+    parallelism: Parallelism,
+) {
+    // Elements a `[rows, cols]` operand with these strides spans.
+    let span = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(dst.len() >= m * n);
+    assert!(lhs.len() >= span(m, k, lhs_rs, lhs_cs));
+    assert!(rhs.len() >= span(k, n, rhs_rs, rhs_cs));
+    // SAFETY: the asserts bound every element the strides address; `dst` does not alias the
+    // operands (it is a `&mut`).
     unsafe {
         gemm::gemm(
             m,
@@ -1275,11 +1308,11 @@ fn matmul(
             n as isize,
             accumulate,
             lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
+            lhs_cs as isize,
+            lhs_rs as isize,
             rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
+            rhs_cs as isize,
+            rhs_rs as isize,
             1.0,
             1.0,
             false,

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::{add_bias_relu, Conv, Scratch};
+use super::{add_bias_relu, strided_matmul, Conv, Scratch};
 
 /// A Winograd algorithm F(2×2, r×r): its three transforms, row-major. Built by Toom–Cook on
 /// the points 0, ±1 (and ±2 for r = 5) and ∞.
@@ -223,9 +223,10 @@ impl Conv {
                 for_each_chunk(m, kernels * width, parallel, |xi, m| {
                     // [O/g, C/g] · [C/g, n·blocks]: U[ξ] rows `α²·C/g` apart, V[ξ] rows
                     // `α²·width` apart.
-                    let lhs = (&u[xi * channels..], entries * channels);
-                    let rhs = (&v[xi * width..], entries * width);
-                    strided_matmul(m, [kernels, width], lhs, rhs, channels);
+                    let lhs = (&u[xi * channels..], entries * channels, 1);
+                    let rhs = (&v[xi * width..], entries * width, 1);
+                    let none = Parallelism::None;
+                    strided_matmul(m, [kernels, width], false, lhs, rhs, channels, none);
                 });
                 for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
                     let planes = &mut output[g * kernels * self.cols()..][..kernels * self.cols()];
@@ -257,45 +258,6 @@ fn for_each_chunk(
             .chunks_exact_mut(len)
             .enumerate()
             .for_each(|(i, chunk)| f(i, chunk));
-    }
-}
-
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]`, `dst` row-major, the operands' rows the given
-/// distance apart (their columns contiguous).
-fn strided_matmul(
-    dst: &mut [f32],
-    [m, n]: [usize; 2],
-    (lhs, lhs_rs): (&[f32], usize),
-    (rhs, rhs_rs): (&[f32], usize),
-    k: usize,
-) {
-    assert!(dst.len() >= m * n);
-    assert!(m == 0 || lhs.len() >= (m - 1) * lhs_rs + k);
-    assert!(k == 0 || rhs.len() >= (k - 1) * rhs_rs + n);
-    // SAFETY: the asserts bound every element the strides address; `dst` does not alias the
-    // operands (it is a `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            1,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
     }
 }
 
