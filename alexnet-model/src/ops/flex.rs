@@ -17,10 +17,10 @@
 //! parallel (each part's patch matrices side by side, so its products are long), then the
 //! parts in order: deterministic whatever the thread count.
 //!
-//! 3×3 and 5×5 convolutions at stride 1 on maps of at least 10×10 (conv2–conv5 of the
-//! ImageNet variants, conv2 of cifar) run by Winograd's F(2×2, 3×3) and F(2×2, 5×5) instead,
-//! forward and input gradient ([`winograd`]): 16 products per 2×2 outputs where im2col +
-//! gemm takes 36, and 36 where it takes 100.
+//! 3×3 and 5×5 convolutions at stride 1 (conv2–conv5; not cifar's conv1, 3 channels) run by
+//! Winograd's minimal filtering instead, forward and input gradient ([`winograd`]):
+//! F(2×2, 3×3) and F(2×2, 5×5) on maps of at least 10×10, F(4×4, 3×3) on cifar's 7×7 maps
+//! (2.25× to 4× fewer multiply-adds).
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
@@ -631,9 +631,8 @@ impl Conv {
             });
     }
 
-    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd (F(2×2, 3×3) or F(2×2,
-    /// 5×5)) where it [fits](Self::winograd_fits) ([`winograd`]), im2col + gemm for the
-    /// others.
+    /// `relu(conv2d(x, weight) + bias)`, `[N, O, H', W']`: Winograd where it
+    /// [fits](Self::winograd_fits) ([`winograd`]), im2col + gemm for the others.
     fn forward(&self, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
         let (x, weight, bias) = (f32s(x), f32s(weight), f32s(bias));
         let mut out = vec![0.0f32; self.batch * self.out_image_len()];

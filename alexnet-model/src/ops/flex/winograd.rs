@@ -1,18 +1,20 @@
-//! 3×3 and 5×5 convolutions at stride 1 by Winograd's minimal filtering F(2×2, r×r) (Lavin &
-//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2×2 block of
-//! outputs from its `α×α` input patch `d` (`α = r + 1`) and the `r×r` kernel `g` as
-//! `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, `α²` products instead of `4r²` (16 instead of 36 for 3×3,
-//! 36 instead of 100 for 5×5). Over channels the element-wise products become `α²` matrix
-//! products, one per entry `ξ` of the `α×α` transforms: `M[ξ] = U[ξ] · V[ξ]`, `[O/g, C/g]`
-//! kernels times `[C/g, tiles]` patches. The input and output transforms have small integer
-//! coefficients (exact but for the sums' rounding), so the outputs match the direct
-//! convolution to a few units in the last place for 3×3 and to about 1e-6 relative for 5×5
+//! 3×3 and 5×5 convolutions at stride 1 by Winograd's minimal filtering F(m×m, r×r) (Lavin &
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each m×m block of
+//! outputs from its `α×α` input patch `d` (`α = m + r − 1`) and the `r×r` kernel `g` as
+//! `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, `α²` products instead of `m²r²`. Over channels the
+//! element-wise products become `α²` matrix products, one per entry `ξ` of the `α×α`
+//! transforms: `M[ξ] = U[ξ] · V[ξ]`, `[O/g, C/g]` kernels times `[C/g, tiles]` patches. The
+//! transforms have small coefficients, so the outputs match the direct convolution to a few
+//! units in the last place for F(2×2, 3×3) and to about 1e-6 relative for the others
 //! (`winograd_equals_im2col`).
 //!
-//! AlexNet's conv3–conv5 (13×13 maps in the ImageNet variants, 7×7 in cifar) are 3×3
-//! convolutions and hold half of the torchvision variant's multiply-adds, which this cuts by
-//! 1.9× (13×13: 7×7 blocks of 2×2 cover 14×14); conv2 is 5×5 (27×27 maps, 15×15 in cifar):
-//! 2.5× fewer (27×27: 14×14 blocks cover 28×28).
+//! Three algorithms, by kernel and map size ([`LARGE_MAP`]):
+//! * F(2×2, 3×3), 16 products per 2×2 outputs where im2col + gemm takes 36: conv3–conv5 of
+//!   the ImageNet variants (13×13 maps, 7×7 blocks cover 14×14), half of the torchvision
+//!   variant's multiply-adds;
+//! * F(2×2, 5×5), 36 where im2col takes 100: conv2 (27×27 maps; 15×15 in cifar);
+//! * F(4×4, 3×3), 36 per 4×4 outputs where im2col takes 144: cifar's conv3–conv5 (7×7 maps,
+//!   2×2 blocks cover 8×8).
 
 use std::ops::Range;
 
@@ -23,23 +25,25 @@ use multiversion::multiversion;
 
 use super::{add_bias_relu, strided_matmul, Conv, Scratch};
 
-/// A Winograd algorithm F(2×2, r×r): its three transforms, row-major. Built by Toom–Cook on
-/// the points 0, ±1 (and ±2 for r = 5) and ∞.
+/// A Winograd algorithm F(m×m, r×r): its three transforms, row-major. Built by Toom–Cook on
+/// `α − 1` finite points and ∞.
 pub(super) struct Algorithm {
+    /// The side `m` of the output blocks.
+    m: usize,
     /// The kernel's side `r`.
     r: usize,
     /// `Bᵀ`, `[α, α]`: an input patch `d` → `Bᵀ d B`.
     input: &'static [f32],
     /// `G`, `[α, r]`: a kernel `g` → `G g Gᵀ`.
     kernel: &'static [f32],
-    /// `Aᵀ`, `[2, α]`: a block of products `m` → its 2×2 outputs `Aᵀ m A`.
+    /// `Aᵀ`, `[m, α]`: a block of products `M` → its m×m outputs `Aᵀ M A`.
     output: &'static [f32],
 }
 
 impl Algorithm {
-    /// The transforms' side `α = r + 1`.
+    /// The transforms' side `α = m + r − 1`.
     fn alpha(&self) -> usize {
-        self.r + 1
+        self.m + self.r - 1
     }
 
     /// Entries `ξ` of an `α×α` transform: the number of matrix products.
@@ -48,9 +52,10 @@ impl Algorithm {
     }
 }
 
-/// F(2×2, 3×3).
+/// F(2×2, 3×3) on the points 0, 1, −1.
 #[rustfmt::skip]
 const F2X3: Algorithm = Algorithm {
+    m: 2,
     r: 3,
     input: &[
         1.0, 0.0, -1.0, 0.0,
@@ -73,6 +78,7 @@ const F2X3: Algorithm = Algorithm {
 /// F(2×2, 5×5) on the points 0, 1, −1, 2, −2, ∞.
 #[rustfmt::skip]
 const F2X5: Algorithm = Algorithm {
+    m: 2,
     r: 5,
     input: &[
         4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
@@ -96,12 +102,48 @@ const F2X5: Algorithm = Algorithm {
     ],
 };
 
-/// Output positions per image from which Winograd runs faster than im2col + gemm, measured:
-/// on the ImageNet variants' 13×13 maps it does (torchvision training step at batch 32 49–50
-/// → 51–53 images/s with the input gradient too), on the cifar variant's 7×7 it does not
-/// (cifar training step at batch 32: 454–460 images/s with it, 464–470 without on a Xeon,
-/// 265 against 283 on an AMD EPYC; 7×7 needs 4×4 blocks, which cover 8×8).
-const MIN_POSITIONS: usize = 100;
+/// F(4×4, 3×3) on the points 0, 1, −1, 2, −1/2: as accurate as F(2×2, 5×5) (the usual
+/// points 0, ±1, ±2 lose about 3× more: a NumPy model of the transforms in float32 against
+/// float64 on the cifar variant's conv4 shapes gave 2.4–2.8e-6 against 4–11e-6 relative to
+/// the largest output).
+#[rustfmt::skip]
+const F4X3: Algorithm = Algorithm {
+    m: 4,
+    r: 3,
+    input: &[
+        1.0, 1.5, -2.0, -1.5, 1.0, 0.0,
+        0.0, -1.0, -2.5, -0.5, 1.0, 0.0,
+        0.0, 1.0, 0.5, -2.5, 1.0, 0.0,
+        0.0, -0.5, -1.0, 0.5, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 1.0, 1.5, -2.0, -1.5, 1.0,
+    ],
+    kernel: &[
+        1.0, 0.0, 0.0,
+        -1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0,
+        1.0 / 3.0, -1.0 / 3.0, 1.0 / 3.0,
+        1.0 / 15.0, 2.0 / 15.0, 4.0 / 15.0,
+        -16.0 / 15.0, 8.0 / 15.0, -4.0 / 15.0,
+        0.0, 0.0, 1.0,
+    ],
+    output: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -0.5, 0.0,
+        0.0, 1.0, 1.0, 4.0, 0.25, 0.0,
+        0.0, 1.0, -1.0, 8.0, -0.125, 1.0,
+    ],
+};
+
+/// Output positions per image from which the F(2×2, ·) algorithms run: F(2×2, 3×3) and F(2×2,
+/// 5×5) on maps of at least this many outputs (the ImageNet variants' 13×13 and 27×27, cifar's
+/// 15×15), F(4×4, 3×3) on smaller ones (cifar's 7×7: 2×2 blocks of 4×4 cover 8×8, where
+/// F(2×2, 3×3)'s 4×4 blocks of 2×2 did not beat im2col; 5×5 kernels take im2col there).
+/// Measured on an AMD EPYC, alternating: cifar training step at batch 32 278–317 → 301–344
+/// images/s, batch 128 311–318 → 362–367 with F(4×4, 3×3) on its 7×7 maps; F(4×4, 3×3) on
+/// 13×13 instead of F(2×2, 3×3) ran torchvision inference at batch 1 at 47–50 against 52–53
+/// images/s, and its products round more (4.8e-6 against 7e-7 relative, float32 against
+/// float64, 384 channels).
+const LARGE_MAP: usize = 100;
 
 /// Channels per group (the products' depth) from which Winograd runs: the cifar variant's
 /// conv1 (3 input channels, 5×5 on 32×32) took 3.1 ms by Winograd against 2.1 by im2col
@@ -117,28 +159,25 @@ impl Conv {
     /// The algorithm for this convolution's kernel: 3×3 or 5×5 at stride 1; `None` for any
     /// other.
     fn algorithm(&self) -> Option<&'static Algorithm> {
+        let large = self.cols() >= LARGE_MAP;
         match (self.kernel, self.stride) {
-            ([3, 3], [1, 1]) => Some(&F2X3),
-            ([5, 5], [1, 1]) => Some(&F2X5),
+            ([3, 3], [1, 1]) if large => Some(&F2X3),
+            ([3, 3], [1, 1]) => Some(&F4X3),
+            ([5, 5], [1, 1]) if large => Some(&F2X5),
             _ => None,
         }
     }
 
     /// Whether [`winograd_forward`](Self::winograd_forward) computes this convolution: one
-    /// it has an [`Algorithm`] for, on maps of at least [`MIN_POSITIONS`] outputs, with at
-    /// least [`MIN_DEPTH`] input channels per group.
+    /// it has an [`Algorithm`] for, with at least [`MIN_DEPTH`] input channels per group.
     pub(super) fn winograd_fits(&self) -> bool {
-        self.winograd_fits_with(self.channels)
+        self.algorithm().is_some() && self.channels >= MIN_DEPTH
     }
 
-    /// [`winograd_fits`](Self::winograd_fits) with `depth` channels summed per product.
-    fn winograd_fits_with(&self, depth: usize) -> bool {
-        self.algorithm().is_some() && self.cols() >= MIN_POSITIONS && depth >= MIN_DEPTH
-    }
-
-    /// 2×2 output blocks per image: `[⌈H'/2⌉, ⌈W'/2⌉]`.
-    fn blocks(&self) -> [usize; 2] {
-        [self.out_height.div_ceil(2), self.out_width.div_ceil(2)]
+    /// `algorithm`'s m×m output blocks per image: `[⌈H'/m⌉, ⌈W'/m⌉]`.
+    fn blocks(&self, algorithm: &Algorithm) -> [usize; 2] {
+        let m = algorithm.m;
+        [self.out_height.div_ceil(m), self.out_width.div_ceil(m)]
     }
 
     /// `relu(conv2d(x, weight) + bias)` into `out` (`[N, O, H', W']`), for a convolution
@@ -154,20 +193,18 @@ impl Conv {
     }
 
     /// Whether [`winograd_input_grad`](Self::winograd_input_grad) computes this
-    /// convolution's input gradient: its adjoint is an `r×r` convolution at stride 1 with
-    /// padding `r − 1 − p` over the output's channels.
+    /// convolution's input gradient: whether its [`adjoint`](Self::adjoint) fits.
     pub(super) fn winograd_input_grad_fits(&self) -> bool {
         let [kh, kw] = self.kernel;
-        self.winograd_fits_with(self.kernels) && self.padding[0] < kh && self.padding[1] < kw
+        self.padding[0] < kh && self.padding[1] < kw && self.adjoint().winograd_fits()
     }
 
-    /// The input gradient `[N, C, H, W]` into `out` from the output gradient `grad` (`[N, O,
-    /// H', W']`, the ReLU's mask applied): the correlation of `grad` with the kernels
-    /// flipped and their channel axes swapped, padding `r − 1 − p` (which gives back `H`,
-    /// `W`).
-    pub(super) fn winograd_input_grad(&self, grad: &[f32], weight: &[f32], out: &mut [f32]) {
+    /// The convolution that gives this one's input gradient from its output gradient: an
+    /// `r×r` convolution at stride 1 over the output's channels, padding `r − 1 − p` (which
+    /// gives back `H`, `W`), with the kernels flipped and their channel axes swapped.
+    fn adjoint(&self) -> Conv {
         let ([ph, pw], [kh, kw]) = (self.padding, self.kernel);
-        let adjoint = Conv {
+        Conv {
             channels: self.kernels,
             kernels: self.channels,
             height: self.out_height,
@@ -176,7 +213,13 @@ impl Conv {
             out_height: self.height,
             out_width: self.width,
             ..*self
-        };
+        }
+    }
+
+    /// The input gradient `[N, C, H, W]` into `out` from the output gradient `grad` (`[N, O,
+    /// H', W']`, the ReLU's mask applied), by the [`adjoint`](Self::adjoint) convolution.
+    pub(super) fn winograd_input_grad(&self, grad: &[f32], weight: &[f32], out: &mut [f32]) {
+        let [kh, kw] = self.kernel;
         // flipped[g·C/g + c][k][u][v] = weight[g·O/g + k][c][kh − 1 − u][kw − 1 − v]
         let mut flipped = vec![0.0f32; weight.len()];
         let (kernels, channels, area) = (self.kernels, self.channels, kh * kw);
@@ -193,7 +236,7 @@ impl Conv {
                         .for_each(|(f, &w)| *f = w);
                 }
             });
-        adjoint.winograd(grad, &flipped, None, out);
+        self.adjoint().winograd(grad, &flipped, None, out);
     }
 
     /// `conv2d(x, weight)` into `out` (`[N, O, H', W']`), plus the bias and through the ReLU
@@ -201,10 +244,10 @@ impl Conv {
     /// products `M[ξ] = U[ξ] · V[ξ]`, then the outputs' inverse transforms. A single tile
     /// (batch 1) runs its transforms and products in parallel instead.
     fn winograd(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-        let algorithm = self.algorithm().expect("a 3×3 or 5×5 kernel at stride 1");
+        let algorithm = self.algorithm().expect("a convolution with an algorithm");
         let (kernels, channels, entries) = (self.kernels, self.channels, algorithm.entries());
         let u = transform_kernels(algorithm, weight, channels);
-        let [bh, bw] = self.blocks();
+        let [bh, bw] = self.blocks(algorithm);
         let tile = BLOCK_COLUMNS
             .div_ceil(bh * bw)
             .next_power_of_two()
@@ -214,7 +257,12 @@ impl Conv {
             let parallel = !matches!(parallelism, Parallelism::None);
             let width = images.len() * bh * bw;
             let mut scratch = Scratch::take();
-            let [v, m] = scratch.buffers([channels * entries * width, entries * kernels * width]);
+            let side = algorithm.m;
+            let [v, m, y] = scratch.buffers([
+                channels * entries * width,
+                entries * kernels * width,
+                kernels * side * side * width,
+            ]);
             for g in 0..self.groups {
                 for_each_chunk(v, entries * width, parallel, |c, v| {
                     transform_patches(self, algorithm, x, images.clone(), g * channels + c, v);
@@ -228,14 +276,20 @@ impl Conv {
                     let none = Parallelism::None;
                     strided_matmul(m, [kernels, width], false, lhs, rhs, channels, none);
                 });
-                for (n, output) in outputs.chunks_exact_mut(out_len).enumerate() {
-                    let planes = &mut output[g * kernels * self.cols()..][..kernels * self.cols()];
-                    for_each_chunk(planes, self.cols(), parallel, |k, plane| {
-                        let first = n * bh * bw;
-                        let bias = bias.map(|b| b[g * kernels + k]);
-                        transform_outputs(self, algorithm, m, k, first, width, bias, plane);
-                    });
-                }
+                for_each_chunk(y, side * side * width, parallel, |k, y| {
+                    transform_outputs(algorithm, m, k, kernels, y);
+                });
+                // Every image's plane of every kernel of group g, in one pass.
+                let planes_per_image = self.groups * kernels;
+                for_each_chunk(outputs, self.cols(), parallel, |i, plane| {
+                    let (n, gk) = (i / planes_per_image, i % planes_per_image);
+                    if gk / kernels == g {
+                        let k = gk % kernels;
+                        let y = &y[k * side * side * width..][..side * side * width];
+                        let bias = bias.map(|b| b[gk]);
+                        write_plane(self, algorithm, y, n, bias, plane);
+                    }
+                });
             }
         });
     }
@@ -273,10 +327,11 @@ fn add_scaled(out: &mut [f32], coefficient: f32, src: &[f32]) {
 }
 
 /// `V = Bᵀ d B` for every `α×α` input patch `d` (zero outside the image) of input channel
-/// `channel` of `images`, into `v` (`[α², n·blocks]`). The zero-padded planes are split into
-/// their even and odd rows and columns first, so that both steps run over whole planes at
-/// once: the rows' combinations (`Bᵀ d`) for every block row, then the columns' for every
-/// block (computed over all of a phase's columns, then the blocks' copied out).
+/// `channel` of `images`, into `v` (`[α², blocks, n]`: the images side by side innermost, so
+/// that every step below runs over all of them at once). The zero-padded planes are split
+/// into their rows' and columns' phases modulo m first, so that both steps are long
+/// vectorised passes: the rows' combinations (`Bᵀ d`) over whole planes, then the columns'
+/// over each block row.
 #[multiversion(targets = "simd")]
 fn transform_patches(
     conv: &Conv,
@@ -286,110 +341,112 @@ fn transform_patches(
     channel: usize,
     v: &mut [f32],
 ) {
-    let (alpha, count) = (algorithm.alpha(), images.len());
-    let [bh, bw] = conv.blocks();
+    let (alpha, m, count) = (algorithm.alpha(), algorithm.m, images.len());
+    let [bh, bw] = conv.blocks(algorithm);
     let (plane, w) = (conv.plane(), conv.width);
     let [ph, pw] = conv.padding;
-    // The padded plane, (2·bh + α − 2) × (2·bw + α − 2) ≥ (H + 2·ph) × (W + 2·pw), as
-    // `p[row phase][column phase][n][row][column]`.
-    let (rows, cols) = (bh + alpha / 2 - 1, bw + alpha / 2 - 1);
-    let phase = rows * cols;
-    let mut p = vec![0.0f32; 4 * count * phase];
+    // The padded plane, (m·bh + α − m) × (m·bw + α − m) ≥ (H + 2·ph) × (W + 2·pw), split
+    // into its phases: `p[row phase][column phase][row][column][n]`, `reach` more rows of
+    // zeros at the end (the rows' step reads that far past the last phase).
+    let reach = (alpha - 1) / m;
+    let (rows, cols) = (bh + reach, bw + reach);
+    let (line, phase) = (cols * count, rows * cols * count);
+    let mut p = vec![0.0f32; m * m * phase + reach * line];
+    // Where each input element of an image goes in `p` (image n's at `+ n`).
+    let places: Vec<usize> = (0..plane)
+        .map(|i| {
+            let (y, x) = (i / w + ph, i % w + pw);
+            ((y % m) * m + x % m) * phase + (y / m) * line + (x / m) * count
+        })
+        .collect();
     for (n, image) in images.enumerate() {
         let input = &x[image * conv.image_len() + channel * plane..][..plane];
-        for (iy, line) in input.chunks_exact(w).enumerate() {
-            let y = iy + ph;
-            for (ix, &value) in line.iter().enumerate() {
-                let x = ix + pw;
-                p[(((y % 2) * 2 + x % 2) * count + n) * phase + (y / 2) * cols + x / 2] = value;
-            }
+        for (&place, &value) in places.iter().zip(input) {
+            p[place + n] = value;
         }
     }
-    // Rows: c[i][column phase][n][by][column] = Σₖ Bᵀ[i][k] · p[k % 2][column phase][n][by +
-    // k/2][column].
-    let run = bh * cols;
-    let mut c = vec![0.0f32; alpha * 2 * count * run];
-    for (i, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
-        for (pc_n, out) in c[i * 2 * count * run..][..2 * count * run]
-            .chunks_exact_mut(run)
-            .enumerate()
-        {
-            for (k, &coefficient) in coefficients.iter().enumerate() {
-                let src = &p[((k % 2) * 2 * count + pc_n) * phase + (k / 2) * cols..][..run];
-                add_scaled(out, coefficient, src);
-            }
+    // Rows: c[i][column phase][by][column][n] = Σₖ Bᵀ[i][k] · p[k % m][column phase][by +
+    // k/m][column][n], over all the column phases' planes at once (rows from `bh` on are
+    // left over, never read).
+    let mut c = vec![0.0f32; alpha * m * phase];
+    for (out, coefficients) in c
+        .chunks_exact_mut(m * phase)
+        .zip(algorithm.input.chunks_exact(alpha))
+    {
+        for (k, &coefficient) in coefficients.iter().enumerate() {
+            add_scaled(out, coefficient, &p[(k % m) * m * phase + (k / m) * line..]);
         }
     }
-    // Columns: v[i·α + j][n][by][bx] = Σₗ Bᵀ[j][l] · c[i][l % 2][n][by][bx + l/2], over
-    // every column of a phase (`cols` per block row: the blocks' `bw`, then a few to drop).
-    let all = count * run;
-    let mut wide = vec![0.0f32; all];
-    let width = v.len() / algorithm.entries();
-    for i in 0..alpha {
-        for (j, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
-            wide.fill(0.0);
+    // Columns: v[i·α + j][by][bx][n] = Σₗ Bᵀ[j][l] · c[i][l % m][by][bx + l/m][n], over each
+    // block row's blocks and images at once.
+    let width = bh * bw * count;
+    for (ij, out) in v.chunks_exact_mut(width).enumerate() {
+        let (i, coefficients) = (
+            ij / alpha,
+            &algorithm.input[(ij % alpha) * alpha..][..alpha],
+        );
+        out.fill(0.0);
+        for (by, out) in out.chunks_exact_mut(bw * count).enumerate() {
             for (l, &coefficient) in coefficients.iter().enumerate() {
-                let (src, shift) = (&c[(i * 2 + l % 2) * all..][..all], l / 2);
-                add_scaled(&mut wide[..all - shift], coefficient, &src[shift..]);
-            }
-            let out = &mut v[(i * alpha + j) * width..][..width];
-            for (out, wide) in out.chunks_exact_mut(bw).zip(wide.chunks_exact(cols)) {
-                out.copy_from_slice(&wide[..bw]);
+                let src = &c[(i * m + l % m) * phase + by * line + (l / m) * count..];
+                add_scaled(out, coefficient, src);
             }
         }
     }
 }
 
-/// Kernel `k`'s output plane `[H', W']` of one image (its blocks from column `first` of the
-/// products `m`, `[α², O/g, width]`): each block `Aᵀ M A` (all the image's blocks at once,
-/// so that the loops vectorise); plus `bias` and through the ReLU if given.
-#[allow(clippy::too_many_arguments)]
+/// `Y = Aᵀ M A` of kernel `k`'s blocks in the products `m` (`[α², O/g, width]`), every
+/// block of the tile at once (so that the loops vectorise over all its images): `y[m·r + c]`
+/// holds output `(r, c)` of every block (`[m², width]`).
 #[multiversion(targets = "simd")]
-fn transform_outputs(
-    conv: &Conv,
-    algorithm: &Algorithm,
-    m: &[f32],
-    k: usize,
-    first: usize,
-    width: usize,
-    bias: Option<f32>,
-    plane: &mut [f32],
-) {
-    let alpha = algorithm.alpha();
-    let [bh, bw] = conv.blocks();
-    let blocks = bh * bw;
-    let (oh, ow) = (conv.out_height, conv.out_width);
-    let entry = |xi: usize| &m[(xi * conv.kernels + k) * width + first..][..blocks];
-    // t[r·α + j] = Σᵢ Aᵀ[r][i] · M[i·α + j], then y[2·r + c] = Σⱼ Aᵀ[c][j] · t[r·α + j]:
-    // output (r, c) of every block.
-    let mut t = vec![0.0f32; 2 * alpha * blocks];
-    for (rj, t) in t.chunks_exact_mut(blocks).enumerate() {
+fn transform_outputs(algorithm: &Algorithm, m: &[f32], k: usize, kernels: usize, y: &mut [f32]) {
+    let (alpha, side) = (algorithm.alpha(), algorithm.m);
+    let width = y.len() / (side * side);
+    let entry = |xi: usize| &m[(xi * kernels + k) * width..][..width];
+    // t[r·α + j] = Σᵢ Aᵀ[r][i] · M[i·α + j], then y[m·r + c] = Σⱼ Aᵀ[c][j] · t[r·α + j].
+    let mut t = vec![0.0f32; side * alpha * width];
+    for (rj, t) in t.chunks_exact_mut(width).enumerate() {
         let (r, j) = (rj / alpha, rj % alpha);
         for (i, &c) in algorithm.output[r * alpha..][..alpha].iter().enumerate() {
             add_scaled(t, c, entry(i * alpha + j));
         }
     }
-    let mut y = vec![0.0f32; 4 * blocks];
-    for (rc, y) in y.chunks_exact_mut(blocks).enumerate() {
-        let (r, c) = (rc / 2, rc % 2);
-        let t = t[r * alpha * blocks..].chunks_exact(blocks);
+    for (rc, y) in y.chunks_exact_mut(width).enumerate() {
+        let (r, c) = (rc / side, rc % side);
+        y.fill(0.0);
+        let t = t[r * alpha * width..].chunks_exact(width);
         for (&coefficient, t) in algorithm.output[c * alpha..][..alpha].iter().zip(t) {
             add_scaled(y, coefficient, t);
         }
     }
-    let mut row = vec![0.0f32; 2 * bw];
-    for by in 0..bh {
-        for r in 0..2 {
-            let oy = 2 * by + r;
-            if oy >= oh {
-                continue;
+}
+
+/// Image `n`'s output plane `[H', W']` of one kernel from its blocks' outputs (`y` as
+/// [`transform_outputs`] leaves it, `[m², blocks, images]`), plus `bias` and through the
+/// ReLU if given.
+fn write_plane(
+    conv: &Conv,
+    algorithm: &Algorithm,
+    y: &[f32],
+    n: usize,
+    bias: Option<f32>,
+    plane: &mut [f32],
+) {
+    let side = algorithm.m;
+    let [bh, bw] = conv.blocks(algorithm);
+    let width = y.len() / (side * side);
+    let count = width / (bh * bw);
+    let ow = conv.out_width;
+    let mut row = vec![0.0f32; side * bw];
+    for (by, rows) in plane.chunks_mut(side * ow).enumerate() {
+        for (r, out) in rows.chunks_exact_mut(ow).enumerate() {
+            // Column c of every block from y[m·r + c].
+            for c in 0..side {
+                let column = y[(side * r + c) * width + by * bw * count + n..].iter();
+                for (block, &value) in row.chunks_exact_mut(side).zip(column.step_by(count)) {
+                    block[c] = value;
+                }
             }
-            let left = &y[2 * r * blocks + by * bw..][..bw];
-            let right = &y[(2 * r + 1) * blocks + by * bw..][..bw];
-            for ((pair, &l), &r) in row.chunks_exact_mut(2).zip(left).zip(right) {
-                pair.copy_from_slice(&[l, r]);
-            }
-            let out = &mut plane[oy * ow..][..ow];
             match bias {
                 Some(bias) => add_bias_relu(out, &row[..ow], bias),
                 None => out.copy_from_slice(&row[..ow]),
@@ -466,24 +523,28 @@ mod tests {
             / scale
     }
 
-    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, for 3×3
-    /// and 5×5 kernels, on odd and even maps, padding from 0 to r − 1, groups, and batches
-    /// of one (parallel products), a few and more than a tile.
+    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, for each
+    /// algorithm (F(2×2, 3×3) and F(2×2, 5×5) on maps of at least [`LARGE_MAP`] outputs,
+    /// F(4×4, 3×3) on smaller ones), on odd and even maps, padding from 0 to r − 1, groups,
+    /// and batches of one (parallel products), a few and more than a tile.
     #[test]
     fn winograd_equals_im2col() {
         let cases = [
-            // batch, groups, channels per group, kernels per group, size, kernel, padding
-            (1, 1, 3, 5, [13, 13], 3, 1),
-            (3, 2, 4, 3, [8, 7], 3, 0),
-            (17, 1, 5, 4, [7, 7], 3, 1),
-            (5, 2, 3, 6, [6, 9], 3, 2),
-            (2, 1, 2, 2, [3, 3], 3, 0),
-            (1, 1, 4, 3, [15, 15], 5, 2),
-            (6, 2, 3, 4, [12, 11], 5, 2),
-            (3, 1, 2, 5, [9, 10], 5, 0),
-            (2, 1, 3, 2, [5, 6], 5, 4),
+            // batch, groups, channels per group, kernels per group, size, kernel, padding,
+            // the algorithm's output block side m
+            (1, 1, 3, 5, [13, 13], 3, 1, 2),
+            (3, 2, 4, 3, [14, 12], 3, 0, 2),
+            (3, 2, 4, 3, [8, 7], 3, 0, 4),
+            (17, 1, 5, 4, [7, 7], 3, 1, 4),
+            (1, 1, 6, 5, [7, 7], 3, 1, 4),
+            (5, 2, 3, 6, [6, 9], 3, 2, 4),
+            (2, 1, 2, 2, [3, 3], 3, 0, 4),
+            (1, 1, 4, 3, [15, 15], 5, 2, 2),
+            (6, 2, 3, 4, [12, 11], 5, 2, 2),
+            (3, 1, 2, 5, [14, 15], 5, 0, 2),
+            (2, 1, 3, 2, [9, 12], 5, 4, 2),
         ];
-        for (seed, (batch, groups, channels, kernels, [h, w], r, padding)) in
+        for (seed, (batch, groups, channels, kernels, [h, w], r, padding, m)) in
             cases.into_iter().enumerate()
         {
             let x_shape = [batch, groups * channels, h, w];
@@ -498,6 +559,11 @@ mod tests {
                 &options,
             )
             .expect("a convolution Flex's ops handle");
+            for (what, conv) in [("forward", conv), ("adjoint", conv.adjoint())] {
+                let algorithm = conv.algorithm().expect("an algorithm");
+                let kind = (algorithm.m, algorithm.r);
+                assert_eq!(kind, (m, r), "case {seed}: the {what} algorithm");
+            }
             let len = batch * conv.out_image_len();
             let (mut winograd, mut im2col) = (vec![f32::NAN; len], vec![f32::NAN; len]);
             conv.winograd_forward(&x, &weight, &bias, &mut winograd);
