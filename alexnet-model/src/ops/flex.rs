@@ -744,19 +744,24 @@ impl Conv {
             });
         let bias_grad = add_in_order(out_channels, image_bias_grads.chunks_exact(out_channels));
 
-        // Weights: a partial sum per fixed part of the batch, in parallel, then the parts
-        // added in order — the same numbers whatever the thread count.
-        let parts = self.batch.min(WEIGHT_GRAD_PARTS);
-        let parallelism = Self::parallelism(parts);
-        let partials: Vec<Vec<f32>> = (0..parts)
-            .into_par_iter()
-            .map(|p| {
-                let images = p * self.batch / parts..(p + 1) * self.batch / parts;
-                self.weight_grad(&x, &grad, images, parallelism)
-            })
-            .collect();
-        let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
-        let weight_grad = self.untranspose(&transposed);
+        // Weights: by Winograd where it fits; else a partial sum per fixed part of the batch,
+        // in parallel, then the parts added in order — the same numbers whatever the thread
+        // count.
+        let weight_grad = if self.winograd_weight_grad_fits() {
+            self.winograd_weight_grad(&x, &grad)
+        } else {
+            let parts = self.batch.min(WEIGHT_GRAD_PARTS);
+            let parallelism = Self::parallelism(parts);
+            let partials: Vec<Vec<f32>> = (0..parts)
+                .into_par_iter()
+                .map(|p| {
+                    let images = p * self.batch / parts..(p + 1) * self.batch / parts;
+                    self.weight_grad(&x, &grad, images, parallelism)
+                })
+                .collect();
+            let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
+            self.untranspose(&transposed)
+        };
 
         // Input: by Winograd where the adjoint convolution allows it, else col2im(Wᵀ · grad)
         // per tile of images; skipped where nobody needs it.
