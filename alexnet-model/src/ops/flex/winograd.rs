@@ -418,17 +418,18 @@ fn transform_patches(
     let (rows, cols) = (bh + reach, bw + reach);
     let (line, phase) = (cols * count, rows * cols * count);
     let mut p = vec![0.0f32; m * m * phase + reach * line];
-    // Where each input element of an image goes in `p` (image n's at `+ n`).
-    let places: Vec<usize> = (0..plane)
-        .map(|i| {
-            let (y, x) = (i / w + ph, i % w + pw);
-            ((y % m) * m + x % m) * phase + (y / m) * line + (x / m) * count
-        })
+    // Where each input row and column goes in `p` (image n's at `+ n`).
+    let row_places = (ph..ph + conv.height).map(|y| (y % m) * m * phase + (y / m) * line);
+    let column_places: Vec<usize> = (pw..pw + w)
+        .map(|x| (x % m) * phase + (x / m) * count)
         .collect();
     for (n, image) in images.enumerate() {
         let input = &x[image * conv.image_len() + channel * plane..][..plane];
-        for (&place, &value) in places.iter().zip(input) {
-            p[place + n] = value;
+        for (row_place, line) in row_places.clone().zip(input.chunks_exact(w)) {
+            let p = &mut p[row_place + n..];
+            for (&place, &value) in column_places.iter().zip(line) {
+                p[place] = value;
+            }
         }
     }
     // Rows: c[i][column phase][by][column][n] = Σₖ Bᵀ[i][k] · p[k % m][column phase][by +
@@ -443,20 +444,24 @@ fn transform_patches(
             add_scaled(out, coefficient, &p[(k % m) * m * phase + (k / m) * line..]);
         }
     }
-    // Columns: v[i·α + j][by][bx][n] = Σₗ Bᵀ[j][l] · c[i][l % m][by][bx + l/m][n], over each
-    // block row's blocks and images at once.
-    let width = bh * bw * count;
-    for (ij, out) in v.chunks_exact_mut(width).enumerate() {
-        let (i, coefficients) = (
-            ij / alpha,
-            &algorithm.input[(ij % alpha) * alpha..][..alpha],
-        );
-        out.fill(0.0);
-        for (by, out) in out.chunks_exact_mut(bw * count).enumerate() {
-            for (l, &coefficient) in coefficients.iter().enumerate() {
-                let src = &c[(i * m + l % m) * phase + by * line + (l / m) * count..];
-                add_scaled(out, coefficient, src);
-            }
+    // Columns: v[i·α + j][by][bx][n] = Σₗ Bᵀ[j][l] · c[i][l % m][by][bx + l/m][n], over
+    // whole planes at once (every column of every row), then each block row's `bw` blocks
+    // copied out.
+    let mut wide = vec![0.0f32; phase];
+    for (ij, out) in v.chunks_exact_mut(bh * bw * count).enumerate() {
+        let i = ij / alpha;
+        let coefficients = &algorithm.input[(ij % alpha) * alpha..][..alpha];
+        wide.fill(0.0);
+        for (l, &coefficient) in coefficients.iter().enumerate() {
+            let shift = (l / m) * count;
+            let src = &c[(i * m + l % m) * phase + shift..];
+            add_scaled(&mut wide[..phase - shift], coefficient, src);
+        }
+        for (out, wide) in out
+            .chunks_exact_mut(bw * count)
+            .zip(wide.chunks_exact(line))
+        {
+            out.copy_from_slice(&wide[..bw * count]);
         }
     }
 }
