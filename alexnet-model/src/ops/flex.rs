@@ -20,7 +20,7 @@
 //! 3×3 and 5×5 convolutions at stride 1 (conv2–conv5; not cifar's conv1, 3 channels) run by
 //! Winograd's minimal filtering instead, forward and input gradient ([`winograd`]):
 //! F(2×2, 3×3) and F(2×2, 5×5) on maps of at least 10×10, F(4×4, 3×3) on cifar's 7×7 maps
-//! (2.25× to 4× fewer multiply-adds).
+//! (2.25× to 4× fewer multiply-adds), and there the weight gradient too.
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
