@@ -392,6 +392,34 @@ fn add_scaled(out: &mut [f32], coefficient: f32, src: &[f32]) {
     }
 }
 
+/// Where each of `positions` goes once a row or a column is split into its phases modulo
+/// `m`: `(i % m) · phase + (i / m) · step`.
+fn phase_places(positions: Range<usize>, m: usize, phase: usize, step: usize) -> Vec<usize> {
+    positions
+        .map(|i| (i % m) * phase + (i / m) * step)
+        .collect()
+}
+
+/// Lays out `planes` (one per image, row-major, `column_places.len()` wide) in `out`: element
+/// (y, x) of image n at `row_places[y] + column_places[x] + n` (the transforms' phase-split
+/// layouts, the images innermost).
+fn scatter<'a>(
+    out: &mut [f32],
+    planes: impl Iterator<Item = &'a [f32]>,
+    row_places: &[usize],
+    column_places: &[usize],
+) {
+    for (n, plane) in planes.enumerate() {
+        let lines = plane.chunks_exact(column_places.len());
+        for (&row_place, line) in row_places.iter().zip(lines) {
+            let out = &mut out[row_place + n..];
+            for (&place, &value) in column_places.iter().zip(line) {
+                out[place] = value;
+            }
+        }
+    }
+}
+
 /// `V = Bᵀ d B` for every `α×α` input patch `d` (zero outside the image) of input channel
 /// `channel` of `images`, into `v` (`[α², blocks, n]`: the images side by side innermost, so
 /// that every step below runs over all of them at once). The zero-padded planes are split
@@ -419,19 +447,14 @@ fn transform_patches(
     let (line, phase) = (cols * count, rows * cols * count);
     let mut p = vec![0.0f32; m * m * phase + reach * line];
     // Where each input row and column goes in `p` (image n's at `+ n`).
-    let row_places = (ph..ph + conv.height).map(|y| (y % m) * m * phase + (y / m) * line);
-    let column_places: Vec<usize> = (pw..pw + w)
-        .map(|x| (x % m) * phase + (x / m) * count)
-        .collect();
-    for (n, image) in images.enumerate() {
-        let input = &x[image * conv.image_len() + channel * plane..][..plane];
-        for (row_place, line) in row_places.clone().zip(input.chunks_exact(w)) {
-            let p = &mut p[row_place + n..];
-            for (&place, &value) in column_places.iter().zip(line) {
-                p[place] = value;
-            }
-        }
-    }
+    let planes = images.map(|image| &x[image * conv.image_len() + channel * plane..][..plane]);
+    let rows = phase_places(ph..ph + conv.height, m, m * phase, line);
+    scatter(
+        &mut p,
+        planes,
+        &rows,
+        &phase_places(pw..pw + w, m, phase, count),
+    );
     // Rows: c[i][column phase][by][column][n] = Σₖ Bᵀ[i][k] · p[k % m][column phase][by +
     // k/m][column][n], over all the column phases' planes at once (rows from `bh` on are
     // left over, never read).
@@ -544,19 +567,16 @@ fn transform_gradients(
     let (plane, ow) = (conv.cols(), conv.out_width);
     let width = bh * bw * count;
     // d[r·m + c][by][bx][n]: entry (r, c) of every block.
-    let places: Vec<usize> = (0..plane)
-        .map(|i| {
-            let (oy, ox) = (i / ow, i % ow);
-            ((oy % m) * m + ox % m) * width + ((oy / m) * bw + ox / m) * count
-        })
-        .collect();
     let mut d = vec![0.0f32; m * m * width];
-    for (n, image) in images.enumerate() {
-        let gradient = &grad[image * conv.out_image_len() + kernel * plane..][..plane];
-        for (&place, &value) in places.iter().zip(gradient) {
-            d[place + n] = value;
-        }
-    }
+    let out_len = conv.out_image_len();
+    let planes = images.map(|image| &grad[image * out_len + kernel * plane..][..plane]);
+    let row_places = phase_places(0..conv.out_height, m, m * width, bw * count);
+    scatter(
+        &mut d,
+        planes,
+        &row_places,
+        &phase_places(0..ow, m, width, count),
+    );
     // t[i·m + c] = Σᵣ Aᵀ[r][i] · d[r·m + c], then y[i·α + j] = Σ_c Aᵀ[c][j] · t[i·m + c].
     let mut t = vec![0.0f32; alpha * m * width];
     for (ic, t) in t.chunks_exact_mut(width).enumerate() {
