@@ -700,8 +700,8 @@ mod tests {
             / scale
     }
 
-    /// Winograd's outputs and input gradients equal im2col + gemm's and col2im's, for each
-    /// algorithm (F(2×2, 3×3) and F(2×2, 5×5) on maps of at least [`LARGE_MAP`] outputs,
+    /// Winograd's outputs, input gradients and weight gradients equal im2col + gemm's and
+    /// col2im's, for each algorithm (F(2×2, 3×3) and F(2×2, 5×5) on maps of at least [`LARGE_MAP`] outputs,
     /// F(4×4, 3×3) on smaller ones), on odd and even maps, padding from 0 to r − 1, groups,
     /// and batches of one (parallel products), a few and more than a tile.
     #[test]
@@ -765,13 +765,16 @@ mod tests {
                 "case {seed}: input gradient max |Δ| = {diff} relative"
             );
 
-            // The weight gradient, both ways.
+            // The weight gradient, both ways: within 3e-5, as each weight's gradient sums
+            // over every position of every image (4,500 products in case 12), in a different
+            // order on each side (measured up to 6.7e-6 with gemm's AVX2 kernels, 1.03e-5
+            // with its AVX-512 ones, case 12).
             let winograd = conv.winograd_weight_grad(&x, &grad);
             let all = 0..batch;
             let im2col = conv.untranspose(&conv.weight_grad(&x, &grad, all, Parallelism::None));
             let diff = relative_difference(&winograd, &im2col);
             assert!(
-                diff <= 1e-5,
+                diff <= 3e-5,
                 "case {seed}: weight gradient max |Δ| = {diff} relative"
             );
         }
