@@ -274,7 +274,7 @@ impl Conv {
                 });
                 let u = &u[g * kernels * entries * channels..][..kernels * entries * channels];
                 for_each_chunk(m, kernels * width, parallel, |xi, m| {
-                    // [O/g, C/g] · [C/g, n·blocks]: U[ξ] rows `α²·C/g` apart, V[ξ] rows
+                    // [O/g, C/g] · [C/g, blocks·n]: U[ξ] rows `α²·C/g` apart, V[ξ] rows
                     // `α²·width` apart.
                     let lhs = (&u[xi * channels..], entries * channels, 1);
                     let rhs = (&v[xi * width..], entries * width, 1);
