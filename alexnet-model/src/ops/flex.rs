@@ -18,9 +18,9 @@
 //! parts in order: deterministic whatever the thread count.
 //!
 //! 3×3 and 5×5 convolutions at stride 1 (conv2–conv5; not cifar's conv1, 3 channels) run by
-//! Winograd's minimal filtering instead, forward and input gradient ([`winograd`]):
-//! F(2×2, 3×3) and F(2×2, 5×5) on maps of at least 10×10, F(4×4, 3×3) on cifar's 7×7 maps
-//! (2.25× to 4× fewer multiply-adds), and there the weight gradient too.
+//! Winograd's minimal filtering instead, forward, input gradient and weight gradient
+//! ([`winograd`]): F(2×2, 3×3) on maps of at least 10×10, F(4×4, 3×3) on cifar's 7×7 maps,
+//! F(3×3, 5×5) for conv2 (2.25× to 4.6× fewer multiply-adds).
 //!
 //! LRN sums the squares of each output plane's neighbouring channel planes directly (Burn's
 //! composition transposes the activations to average-pool across channels).
@@ -747,7 +747,7 @@ impl Conv {
         // Weights: by Winograd where it fits; else a partial sum per fixed part of the batch,
         // in parallel, then the parts added in order — the same numbers whatever the thread
         // count.
-        let weight_grad = if self.winograd_weight_grad_fits() {
+        let weight_grad = if self.winograd_fits() {
             self.winograd_weight_grad(&x, &grad)
         } else {
             let parts = self.batch.min(WEIGHT_GRAD_PARTS);

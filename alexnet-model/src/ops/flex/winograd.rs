@@ -5,14 +5,15 @@
 //! element-wise products become `α²` matrix products, one per entry `ξ` of the `α×α`
 //! transforms: `M[ξ] = U[ξ] · V[ξ]`, `[O/g, C/g]` kernels times `[C/g, tiles]` patches. The
 //! transforms have small coefficients, so the outputs match the direct convolution to a few
-//! units in the last place for F(2×2, 3×3) and to about 1e-6 relative for the others
+//! units in the last place for F(2×2, 3×3) and to a few 1e-6 relative for the others
 //! (`winograd_equals_im2col`).
 //!
 //! Three algorithms, by kernel and map size ([`LARGE_MAP`]):
 //! * F(2×2, 3×3), 16 products per 2×2 outputs where im2col + gemm takes 36: conv3–conv5 of
 //!   the ImageNet variants (13×13 maps, 7×7 blocks cover 14×14), half of the torchvision
 //!   variant's multiply-adds;
-//! * F(2×2, 5×5), 36 where im2col takes 100: conv2 (27×27 maps; 15×15 in cifar);
+//! * F(3×3, 5×5), 49 per 3×3 outputs where im2col takes 225: conv2 (27×27 maps, 9×9 blocks;
+//!   15×15 in cifar, 5×5 blocks: both covered exactly);
 //! * F(4×4, 3×3), 36 per 4×4 outputs where im2col takes 144: cifar's conv3–conv5 (7×7 maps,
 //!   2×2 blocks cover 8×8).
 
@@ -75,37 +76,45 @@ const F2X3: Algorithm = Algorithm {
     ],
 };
 
-/// F(2×2, 5×5) on the points 0, 1, −1, 2, −2, ∞.
+/// F(3×3, 5×5) on the points 0, 1, −1, 2, −2, −1/2 (`bench/winograd_points.py` derives the
+/// matrices and models their rounding in float32 against float64 on the cifar variant's conv2:
+/// 4.2e-6 relative to the largest output, against 5.2e-6 for F(2×2, 5×5) on 0, ±1, ±2, which
+/// it replaced). 5.4 products per output instead of 9, and its 3×3 blocks tile the 15×15 and
+/// 27×27 maps exactly where 2×2 blocks covered 16×16 and 28×28. Measured per operation at
+/// batch 32 (AMD EPYC, alternating): cifar's conv2 forward 9–13 → 7.1–7.7 ms, torchvision's
+/// 46–56 → 38–40 ms.
 #[rustfmt::skip]
-const F2X5: Algorithm = Algorithm {
-    m: 2,
+const F3X5: Algorithm = Algorithm {
+    m: 3,
     r: 5,
     input: &[
-        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
-        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
-        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
-        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
-        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
-        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+        2.0, 4.0, -5.0 / 2.0, -5.0, 1.0 / 2.0, 1.0, 0.0,
+        0.0, -2.0, -6.0, -7.0 / 2.0, 3.0 / 2.0, 1.0, 0.0,
+        0.0, 2.0, 2.0, -9.0 / 2.0, -1.0 / 2.0, 1.0, 0.0,
+        0.0, -1.0, -5.0 / 2.0, 0.0, 5.0 / 2.0, 1.0, 0.0,
+        0.0, 1.0, 3.0 / 2.0, -2.0, -3.0 / 2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, 2.0, 4.0, -5.0 / 2.0, -5.0, 1.0 / 2.0, 1.0,
     ],
     kernel: &[
-        1.0 / 4.0, 0.0, 0.0, 0.0, 0.0,
-        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
-        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
-        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0,
-        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0,
+        1.0 / 2.0, 0.0, 0.0, 0.0, 0.0,
+        -1.0 / 9.0, -1.0 / 9.0, -1.0 / 9.0, -1.0 / 9.0, -1.0 / 9.0,
+        1.0 / 3.0, -1.0 / 3.0, 1.0 / 3.0, -1.0 / 3.0, 1.0 / 3.0,
+        1.0 / 60.0, 1.0 / 30.0, 1.0 / 15.0, 2.0 / 15.0, 4.0 / 15.0,
+        -1.0 / 36.0, 1.0 / 18.0, -1.0 / 9.0, 2.0 / 9.0, -4.0 / 9.0,
+        -32.0 / 45.0, 16.0 / 45.0, -8.0 / 45.0, 4.0 / 45.0, -2.0 / 45.0,
         0.0, 0.0, 0.0, 0.0, 1.0,
     ],
     output: &[
-        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
-        0.0, 1.0, -1.0, 2.0, -2.0, 1.0,
+        1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, -1.0 / 2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 4.0, 1.0 / 4.0, 1.0,
     ],
 };
 
-/// F(4×4, 3×3) on the points 0, 1, −1, 2, −1/2: as accurate as F(2×2, 5×5) (the usual
-/// points 0, ±1, ±2 lose about 3× more: a NumPy model of the transforms in float32 against
-/// float64 on the cifar variant's conv4 shapes gave 2.4–2.8e-6 against 4–11e-6 relative to
-/// the largest output).
+/// F(4×4, 3×3) on the points 0, 1, −1, 2, −1/2: as accurate as F(3×3, 5×5) (the usual
+/// points 0, ±1, ±2 lose about 3× more: `bench/winograd_points.py` on the cifar variant's
+/// conv4 shapes gives 3.5e-6 against 1.0e-5 relative to the largest output).
 #[rustfmt::skip]
 const F4X3: Algorithm = Algorithm {
     m: 4,
@@ -134,10 +143,9 @@ const F4X3: Algorithm = Algorithm {
     ],
 };
 
-/// Output positions per image from which the F(2×2, ·) algorithms run: F(2×2, 3×3) and F(2×2,
-/// 5×5) on maps of at least this many outputs (the ImageNet variants' 13×13 and 27×27, cifar's
-/// 15×15), F(4×4, 3×3) on smaller ones (cifar's 7×7: 2×2 blocks of 4×4 cover 8×8, where
-/// F(2×2, 3×3)'s 4×4 blocks of 2×2 did not beat im2col; 5×5 kernels take im2col there).
+/// Output positions per image from which 3×3 kernels take F(2×2, 3×3) (the ImageNet variants'
+/// 13×13 maps), F(4×4, 3×3) on smaller ones (cifar's 7×7: 2×2 blocks of 4×4 cover 8×8, where
+/// F(2×2, 3×3)'s 4×4 blocks of 2×2 did not beat im2col).
 /// Measured on an AMD EPYC, alternating: cifar training step at batch 32 278–317 → 301–344
 /// images/s, batch 128 311–318 → 362–367 with F(4×4, 3×3) on its 7×7 maps; F(4×4, 3×3) on
 /// 13×13 instead of F(2×2, 3×3) ran torchvision inference at batch 1 at 47–50 against 52–53
@@ -168,7 +176,7 @@ impl Conv {
         match (self.kernel, self.stride) {
             ([3, 3], [1, 1]) if large => Some(&F2X3),
             ([3, 3], [1, 1]) => Some(&F4X3),
-            ([5, 5], [1, 1]) if large => Some(&F2X5),
+            ([5, 5], [1, 1]) => Some(&F3X5),
             _ => None,
         }
     }
@@ -299,23 +307,16 @@ impl Conv {
         });
     }
 
-    /// Whether [`winograd_weight_grad`](Self::winograd_weight_grad) computes this
-    /// convolution's weight gradient: a convolution that [fits](Self::winograd_fits), on a
-    /// map under [`LARGE_MAP`] outputs (F(4×4, 3×3)), where im2col's products sum over only
-    /// a few hundred positions. Measured per operation on the cifar variant at batch 32
-    /// (AMD EPYC, alternating): conv4's backward pass 13.5 → 9.8 ms, conv5's 9.1 → 7.3; on
-    /// conv2's 15×15 maps (F(2×2, 5×5)) 26.3 → 28.5, slower.
-    pub(super) fn winograd_weight_grad_fits(&self) -> bool {
-        self.winograd_fits() && self.cols() < LARGE_MAP
-    }
-
     /// The weight gradient `[O, C/g, r, r]` from the input `x` and the output gradient `grad`
     /// (the ReLU's mask applied), for a convolution that [fits](Self::winograd_fits):
     /// `Gᵀ [Σ (A ∂Y Aᵀ) ⊙ (Bᵀ d B)] G`, summed over every block of every image. Per chunk
     /// of images and group, the patches' transforms `V` and the gradients' `Ŷ`, then the `α²`
     /// products `M[ξ] += Ŷ[ξ] · V[ξ]ᵀ` (`[O/g, blocks] · [blocks, C/g]`) in parallel over `ξ`,
     /// each summed over the images in their order: the same numbers whatever the thread
-    /// count.
+    /// count. Measured per operation at batch 32 (AMD EPYC, alternating) against im2col's
+    /// products: cifar's conv4 backward pass 13.5 → 9.8 ms, conv5's 9.1 → 7.3, conv2's
+    /// 20.9 → 16.6–18.4; torchvision's five backward passes 344 → 258–270 ms. (With F(2×2,
+    /// 5×5), cifar's conv2 had been slower this way: 26.3 → 28.5 ms.)
     pub(super) fn winograd_weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
         let algorithm = self.algorithm().expect("a convolution with an algorithm");
         let (kernels, channels, entries) = (self.kernels, self.channels, algorithm.entries());
@@ -701,8 +702,8 @@ mod tests {
     }
 
     /// Winograd's outputs, input gradients and weight gradients equal im2col + gemm's and
-    /// col2im's, for each algorithm (F(2×2, 3×3) and F(2×2, 5×5) on maps of at least [`LARGE_MAP`] outputs,
-    /// F(4×4, 3×3) on smaller ones), on odd and even maps, padding from 0 to r − 1, groups,
+    /// col2im's, for each algorithm (F(2×2, 3×3) on maps of at least [`LARGE_MAP`] outputs,
+    /// F(4×4, 3×3) on smaller ones, F(3×3, 5×5)), on odd and even maps, padding from 0 to r − 1, groups,
     /// and batches of one (parallel products), a few and more than a tile.
     #[test]
     fn winograd_equals_im2col() {
@@ -716,13 +717,14 @@ mod tests {
             (1, 1, 6, 5, [7, 7], 3, 1, 4),
             (5, 2, 3, 6, [6, 9], 3, 2, 4),
             (2, 1, 2, 2, [3, 3], 3, 0, 4),
-            (1, 1, 4, 3, [15, 15], 5, 2, 2),
-            (6, 2, 3, 4, [12, 11], 5, 2, 2),
-            (3, 1, 2, 5, [14, 15], 5, 0, 2),
-            (2, 1, 3, 2, [9, 12], 5, 4, 2),
+            (1, 1, 4, 3, [15, 15], 5, 2, 3),
+            (6, 2, 3, 4, [12, 11], 5, 2, 3),
+            (3, 1, 2, 5, [14, 15], 5, 0, 3),
+            (2, 1, 3, 2, [9, 12], 5, 4, 3),
+            (4, 1, 3, 4, [7, 7], 5, 2, 3),
             // Batches over several of the weight gradient's chunks (GRADIENT_COLUMNS).
             (12, 1, 2, 3, [16, 16], 3, 1, 2),
-            (20, 1, 2, 3, [15, 15], 5, 2, 2),
+            (20, 1, 2, 3, [15, 15], 5, 2, 3),
         ];
         for (seed, (batch, groups, channels, kernels, [h, w], r, padding, m)) in
             cases.into_iter().enumerate()
