@@ -768,9 +768,9 @@ mod tests {
             );
 
             // The weight gradient, both ways: within 3e-5, as each weight's gradient sums
-            // over every position of every image (4,500 products in case 12), in a different
-            // order on each side (measured up to 6.7e-6 with gemm's AVX2 kernels, 1.03e-5
-            // with its AVX-512 ones, case 12).
+            // over every position of every image (4,500 products in case 13), in a different
+            // order on each side (measured up to 3.9e-6 with gemm's AVX-512 kernels, 7.0e-6
+            // with its AVX2 ones; F(2×2, 5×5), since replaced, reached 1.03e-5).
             let winograd = conv.winograd_weight_grad(&x, &grad);
             let all = 0..batch;
             let im2col = conv.untranspose(&conv.weight_grad(&x, &grad, all, Parallelism::None));
