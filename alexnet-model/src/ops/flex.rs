@@ -744,12 +744,24 @@ impl Conv {
             });
         let bias_grad = add_in_order(out_channels, image_bias_grads.chunks_exact(out_channels));
 
-        // Weights: by Winograd where it fits; else a partial sum per fixed part of the batch,
-        // in parallel, then the parts added in order — the same numbers whatever the thread
-        // count.
+        // By Winograd where it fits (both gradients at once); else the weights' partial sum
+        // per fixed part of the batch, in parallel, then the parts added in order — the same
+        // numbers whatever the thread count — and col2im(Wᵀ · grad) per tile of images for the
+        // input. The input's is skipped where nobody needs it.
+        let mut input_grad = x_grad.then(|| vec![0.0f32; x.len()]);
         let weight_grad = if self.winograd_fits() {
-            self.winograd_weight_grad(&x, &grad)
+            self.winograd_backward(&x, &weight, &grad, input_grad.as_deref_mut())
         } else {
+            if let Some(input_grad) = input_grad.as_deref_mut() {
+                self.for_each_tile(
+                    input_grad,
+                    self.image_len(),
+                    self.tile_images(),
+                    |images, slots, parallelism| {
+                        self.input_grad(&weight, &grad, images, slots, parallelism);
+                    },
+                );
+            }
             let parts = self.batch.min(WEIGHT_GRAD_PARTS);
             let parallelism = Self::parallelism(parts);
             let partials: Vec<Vec<f32>> = (0..parts)
@@ -762,23 +774,7 @@ impl Conv {
             let transposed = add_in_order(partials[0].len(), partials.iter().map(Vec::as_slice));
             self.untranspose(&transposed)
         };
-
-        // Input: by Winograd where the adjoint convolution allows it, else col2im(Wᵀ · grad)
-        // per tile of images; skipped where nobody needs it.
-        let input_grad = x_grad.then(|| {
-            let mut input_grad = vec![0.0f32; x.len()];
-            if self.winograd_input_grad_fits() {
-                self.winograd_input_grad(&grad, &weight, &mut input_grad);
-            } else {
-                self.for_each_tile(
-                    &mut input_grad,
-                    self.image_len(),
-                    self.tile_images(),
-                    |images, slots, parallelism| {
-                        self.input_grad(&weight, &grad, images, slots, parallelism);
-                    },
-                );
-            }
+        let input_grad = input_grad.map(|input_grad| {
             let shape = [
                 self.batch,
                 self.groups * self.channels,
