@@ -53,6 +53,16 @@ impl Algorithm {
     fn entries(&self) -> usize {
         self.alpha() * self.alpha()
     }
+
+    /// `Aᵀ`, `[m, α]`.
+    fn output(&self) -> Matrix {
+        Matrix::new(self.output, self.alpha())
+    }
+
+    /// `G`, `[α, r]`.
+    fn kernel(&self) -> Matrix {
+        Matrix::new(self.kernel, self.r)
+    }
 }
 
 /// F(2×2, 3×3) on the points 0, 1, −1.
@@ -416,6 +426,85 @@ fn transpose(src: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
     }
 }
 
+/// `L X Rᵀ` for a grid `X` (`[a, b]`) of `width`-long vectors, `x(i·b + j)` its entry (i, j),
+/// `L` `[p, a]` and `R` `[q, b]`, into `out` (`[p, q]` such vectors): the rows' combinations
+/// `L X` first, then the columns'. Every transform of an algorithm is one of these, with its
+/// matrices.
+#[inline(always)]
+fn separable<'a>(
+    left: Matrix,
+    right: Matrix,
+    x: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+    width: usize,
+) {
+    let ([p, a], [q, b]) = (left.shape(), right.shape());
+    // t[i·b + j] = Σₖ L[i][k] · X[k·b + j].
+    let mut t = vec![0.0f32; p * b * width];
+    for (ij, t) in t.chunks_exact_mut(width).enumerate() {
+        let (i, j) = (ij / b, ij % b);
+        for k in 0..a {
+            add_scaled(t, left.at(i, k), x(k * b + j));
+        }
+    }
+    // out[i·q + j] = Σₖ R[j][k] · t[i·b + k].
+    for (ij, out) in out[..p * q * width].chunks_exact_mut(width).enumerate() {
+        let (i, j) = (ij / q, ij % q);
+        out.fill(0.0);
+        for k in 0..b {
+            add_scaled(out, right.at(j, k), &t[(i * b + k) * width..][..width]);
+        }
+    }
+}
+
+/// One of an [`Algorithm`]'s matrices as a transform reads it: row-major `values` with `cols`
+/// columns, or their transpose.
+#[derive(Clone, Copy)]
+struct Matrix {
+    values: &'static [f32],
+    cols: usize,
+    transposed: bool,
+}
+
+impl Matrix {
+    /// The matrix itself.
+    fn new(values: &'static [f32], cols: usize) -> Self {
+        Self {
+            values,
+            cols,
+            transposed: false,
+        }
+    }
+
+    /// Its transpose.
+    fn transposed(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// `[rows, columns]` as read.
+    fn shape(&self) -> [usize; 2] {
+        let rows = self.values.len() / self.cols;
+        if self.transposed {
+            [self.cols, rows]
+        } else {
+            [rows, self.cols]
+        }
+    }
+
+    /// Entry (i, j) as read.
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        if self.transposed {
+            self.values[j * self.cols + i]
+        } else {
+            self.values[i * self.cols + j]
+        }
+    }
+}
+
 /// `out += coefficient · src`, element by element; nothing for a zero coefficient (the
 /// transforms' many zeros cost no pass).
 #[inline(always)]
@@ -612,25 +701,10 @@ fn untransform_patches(
 /// holds output `(r, c)` of every block (`[m², width]`).
 #[multiversion(targets = "simd")]
 fn transform_outputs(algorithm: &Algorithm, m: &[f32], k: usize, kernels: usize, y: &mut [f32]) {
-    let (alpha, side) = (algorithm.alpha(), algorithm.m);
-    let width = y.len() / (side * side);
+    let width = y.len() / (algorithm.m * algorithm.m);
     let entry = |xi: usize| &m[(xi * kernels + k) * width..][..width];
-    // t[r·α + j] = Σᵢ Aᵀ[r][i] · M[i·α + j], then y[m·r + c] = Σⱼ Aᵀ[c][j] · t[r·α + j].
-    let mut t = vec![0.0f32; side * alpha * width];
-    for (rj, t) in t.chunks_exact_mut(width).enumerate() {
-        let (r, j) = (rj / alpha, rj % alpha);
-        for (i, &c) in algorithm.output[r * alpha..][..alpha].iter().enumerate() {
-            add_scaled(t, c, entry(i * alpha + j));
-        }
-    }
-    for (rc, y) in y.chunks_exact_mut(width).enumerate() {
-        let (r, c) = (rc / side, rc % side);
-        y.fill(0.0);
-        let t = t[r * alpha * width..].chunks_exact(width);
-        for (&coefficient, t) in algorithm.output[c * alpha..][..alpha].iter().zip(t) {
-            add_scaled(y, coefficient, t);
-        }
-    }
+    let a_t = algorithm.output();
+    separable(a_t, a_t, entry, y, width);
 }
 
 /// Image `n`'s output plane `[H', W']` of one kernel from its blocks' outputs (`y` as
@@ -677,7 +751,7 @@ fn transform_gradients(
     kernel: usize,
     y: &mut [f32],
 ) {
-    let (alpha, m, count) = (algorithm.alpha(), algorithm.m, images.len());
+    let (m, count) = (algorithm.m, images.len());
     let [bh, bw] = conv.blocks(algorithm);
     let (plane, ow) = (conv.cols(), conv.out_width);
     let width = bh * bw * count;
@@ -692,53 +766,22 @@ fn transform_gradients(
         &row_places,
         &phase_places(0..ow, m, width, count),
     );
-    // t[i·m + c] = Σᵣ Aᵀ[r][i] · d[r·m + c], then y[i·α + j] = Σ_c Aᵀ[c][j] · t[i·m + c].
-    let mut t = vec![0.0f32; alpha * m * width];
-    for (ic, t) in t.chunks_exact_mut(width).enumerate() {
-        let (i, c) = (ic / m, ic % m);
-        for r in 0..m {
-            add_scaled(
-                t,
-                algorithm.output[r * alpha + i],
-                &d[(r * m + c) * width..][..width],
-            );
-        }
-    }
-    for (ij, y) in y.chunks_exact_mut(width).enumerate() {
-        let (i, j) = (ij / alpha, ij % alpha);
-        y.fill(0.0);
-        for c in 0..m {
-            add_scaled(
-                y,
-                algorithm.output[c * alpha + j],
-                &t[(i * m + c) * width..][..width],
-            );
-        }
-    }
+    // A d Aᵀ.
+    let a = algorithm.output().transposed();
+    separable(a, a, |rc| &d[rc * width..][..width], y, width);
 }
 
 /// Kernel `k`'s gradient `[C/g, r, r]` from the products' sums `m` (`[α², O/g, C/g]`): `Gᵀ
 /// M G` for each channel, all channels at once (the adjoint of [`transform_kernel`]).
 #[multiversion(targets = "simd")]
 fn untransform_kernel(algorithm: &Algorithm, m: &[f32], k: usize, kernels: usize, out: &mut [f32]) {
-    let (alpha, r, g) = (algorithm.alpha(), algorithm.r, algorithm.kernel);
+    let r = algorithm.r;
     let channels = out.len() / (r * r);
     let entry = |xi: usize| &m[(xi * kernels + k) * channels..][..channels];
-    // t[i·r + b] = Σⱼ G[j][b] · M[i·α + j], then w[a·r + b] = Σᵢ G[i][a] · t[i·r + b].
-    let mut t = vec![0.0f32; alpha * r * channels];
-    for (ib, t) in t.chunks_exact_mut(channels).enumerate() {
-        let (i, b) = (ib / r, ib % r);
-        for j in 0..alpha {
-            add_scaled(t, g[j * r + b], entry(i * alpha + j));
-        }
-    }
+    // w[a·r + b] = Σᵢ Σⱼ G[i][a] · M[i·α + j] · G[j][b]: Gᵀ M G.
     let mut w = vec![0.0f32; r * r * channels];
-    for (ab, w) in w.chunks_exact_mut(channels).enumerate() {
-        let (a, b) = (ab / r, ab % r);
-        for i in 0..alpha {
-            add_scaled(w, g[i * r + a], &t[(i * r + b) * channels..][..channels]);
-        }
-    }
+    let g_t = algorithm.kernel().transposed();
+    separable(g_t, g_t, entry, &mut w, channels);
     // out[c][a][b] = w[a·r + b][c].
     for (c, plane) in out.chunks_exact_mut(r * r).enumerate() {
         for (ab, value) in plane.iter_mut().enumerate() {
@@ -764,7 +807,7 @@ fn transform_kernels(algorithm: &Algorithm, weight: &[f32], channels: usize) -> 
 /// vectorised pass.
 #[multiversion(targets = "simd")]
 fn transform_kernel(algorithm: &Algorithm, kernel: &[f32], u: &mut [f32]) {
-    let (alpha, r, g) = (algorithm.alpha(), algorithm.r, algorithm.kernel);
+    let r = algorithm.r;
     let channels = u.len() / algorithm.entries();
     // w[a·r + b][c]: entry (a, b) of every channel's plane.
     let mut w = vec![0.0f32; r * r * channels];
@@ -773,22 +816,9 @@ fn transform_kernel(algorithm: &Algorithm, kernel: &[f32], u: &mut [f32]) {
             w[ab * channels + c] = value;
         }
     }
-    // t[i·r + b] = Σₐ G[i][a] · w[a·r + b]: G g.
-    let mut t = vec![0.0f32; alpha * r * channels];
-    for (ib, out) in t.chunks_exact_mut(channels).enumerate() {
-        let (i, b) = (ib / r, ib % r);
-        for a in 0..r {
-            add_scaled(out, g[i * r + a], &w[(a * r + b) * channels..][..channels]);
-        }
-    }
-    // u[i·α + j] = Σ_b G[j][b] · t[i·r + b]: (G g) Gᵀ.
-    for (ij, out) in u.chunks_exact_mut(channels).enumerate() {
-        let (i, j) = (ij / alpha, ij % alpha);
-        out.fill(0.0);
-        for b in 0..r {
-            add_scaled(out, g[j * r + b], &t[(i * r + b) * channels..][..channels]);
-        }
-    }
+    // u[i·α + j] = Σₐ Σ_b G[i][a] · w[a·r + b] · G[j][b]: G g Gᵀ.
+    let g = algorithm.kernel();
+    separable(g, g, |ab| &w[ab * channels..][..channels], u, channels);
 }
 
 #[cfg(test)]
