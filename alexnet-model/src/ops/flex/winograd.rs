@@ -273,7 +273,7 @@ impl Conv {
     /// The weight gradient `[O, C/g, r, r]`, and the input gradient `[N, C, H, W]` into
     /// `input_grad` if given, from the input `x` and the output gradient `grad` (the ReLU's
     /// mask applied), for a convolution that [fits](Self::winograd_fits): the adjoints of
-    /// [`winograd`](Self::winograd)'s steps. Per chunk of images and group, the gradients'
+    /// [`winograd_forward`](Self::winograd_forward)'s steps. Per chunk of images and group, the gradients'
     /// transforms `Ŷ = A ∂Y Aᵀ` (the adjoint of the outputs' transform) serve both:
     /// * weights: `Gᵀ [Σ Ŷ ⊙ (Bᵀ d B)] G` over every block of every image, the `α²` products
     ///   `M[ξ] += Ŷ[ξ] · V[ξ]ᵀ` (`[O/g, blocks] · [blocks, C/g]`) in parallel over `ξ`, each
@@ -305,7 +305,13 @@ impl Conv {
             .is_some()
             .then(|| transform_kernels(algorithm, weight, channels));
         let mut m = vec![0.0f32; self.groups * entries * kernels * channels];
-        let (plane, in_channels) = (self.plane(), self.groups * channels);
+        // The input gradient's planes of a chunk of images, `[C, n, H, W]`, if asked for.
+        let plane = self.plane();
+        let in_planes = if input_grad.is_some() {
+            self.groups * channels
+        } else {
+            0
+        };
         let mut scratch = Scratch::take();
         for start in (0..self.batch).step_by(chunk) {
             let images = start..(start + chunk).min(self.batch);
@@ -314,7 +320,7 @@ impl Conv {
                 channels * entries * width,
                 kernels * entries * width,
                 entries * channels * width,
-                in_channels * count * plane,
+                in_planes * count * plane,
             ]);
             for (g, m) in m.chunks_exact_mut(entries * kernels * channels).enumerate() {
                 for_each_chunk(v, entries * width, true, |c, v| {
@@ -357,7 +363,7 @@ impl Conv {
                 let image_len = self.image_len();
                 let slots = &mut input_grad[start * image_len..][..count * image_len];
                 for_each_chunk(slots, plane, true, |i, out| {
-                    let (n, c) = (i / in_channels, i % in_channels);
+                    let (n, c) = (i / in_planes, i % in_planes);
                     out.copy_from_slice(&planes[(c * count + n) * plane..][..plane]);
                 });
             }
