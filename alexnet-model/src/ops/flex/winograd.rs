@@ -273,8 +273,9 @@ impl Conv {
     /// The weight gradient `[O, C/g, r, r]`, and the input gradient `[N, C, H, W]` into
     /// `input_grad` if given, from the input `x` and the output gradient `grad` (the ReLU's
     /// mask applied), for a convolution that [fits](Self::winograd_fits): the adjoints of
-    /// [`winograd_forward`](Self::winograd_forward)'s steps. Per chunk of images and group, the gradients'
-    /// transforms `Ŷ = A ∂Y Aᵀ` (the adjoint of the outputs' transform) serve both:
+    /// [`winograd_forward`](Self::winograd_forward)'s steps. Per chunk of images and group,
+    /// the gradients' transforms `Ŷ = A ∂Y Aᵀ` (the adjoint of the outputs' transform) serve
+    /// both:
     /// * weights: `Gᵀ [Σ Ŷ ⊙ (Bᵀ d B)] G` over every block of every image, the `α²` products
     ///   `M[ξ] += Ŷ[ξ] · V[ξ]ᵀ` (`[O/g, blocks] · [blocks, C/g]`) in parallel over `ξ`, each
     ///   summed over the images in their order: the same numbers whatever the thread count;
@@ -570,6 +571,52 @@ fn gather<'a>(
     }
 }
 
+/// The layout in which [`transform_patches`] and [`untransform_patches`] hold a channel's
+/// zero-padded input planes of `n` images: the padded plane, (m·bh + α − m) × (m·bw + α − m)
+/// ≥ (H + 2·ph) × (W + 2·pw), split into its rows' and columns' phases modulo m,
+/// `[row phase][column phase][row][column][n]`, then `reach` more rows of zeros (the rows'
+/// step reads that far past the last phase).
+struct PhaseSplit {
+    /// Block rows per image.
+    bh: usize,
+    /// Block columns per image.
+    bw: usize,
+    /// One row of a phase: `(bw + reach)·n`.
+    line: usize,
+    /// One phase: `(bh + reach)` lines.
+    phase: usize,
+    /// The `bh` lines a step computes per phase.
+    rows_len: usize,
+    /// Floats in all: `m²` phases and `reach` lines.
+    len: usize,
+    /// Where input row y goes (image n's element (y, x) at `row_places[y] + column_places[x]
+    /// + n`).
+    row_places: Vec<usize>,
+    /// Where input column x goes.
+    column_places: Vec<usize>,
+}
+
+impl PhaseSplit {
+    fn new(conv: &Conv, algorithm: &Algorithm, count: usize) -> Self {
+        let m = algorithm.m;
+        let [bh, bw] = conv.blocks(algorithm);
+        let [ph, pw] = conv.padding;
+        let reach = (algorithm.alpha() - 1) / m;
+        let line = (bw + reach) * count;
+        let phase = (bh + reach) * line;
+        Self {
+            bh,
+            bw,
+            line,
+            phase,
+            rows_len: bh * line,
+            len: m * m * phase + reach * line,
+            row_places: phase_places(ph..ph + conv.height, m, m * phase, line),
+            column_places: phase_places(pw..pw + conv.width, m, phase, count),
+        }
+    }
+}
+
 /// `V = Bᵀ d B` for every `α×α` input patch `d` (zero outside the image) of input channel
 /// `channel` of `images`, into `v` (`[α², blocks, n]`: the images side by side innermost, so
 /// that every step below runs over all of them at once). The zero-padded planes are split
@@ -586,29 +633,22 @@ fn transform_patches(
     v: &mut [f32],
 ) {
     let (alpha, m, count) = (algorithm.alpha(), algorithm.m, images.len());
-    let [bh, bw] = conv.blocks(algorithm);
-    let (plane, w) = (conv.plane(), conv.width);
-    let [ph, pw] = conv.padding;
-    // The padded plane, (m·bh + α − m) × (m·bw + α − m) ≥ (H + 2·ph) × (W + 2·pw), split
-    // into its phases: `p[row phase][column phase][row][column][n]`, `reach` more rows of
-    // zeros at the end (the rows' step reads that far past the last phase).
-    let reach = (alpha - 1) / m;
-    let (rows, cols) = (bh + reach, bw + reach);
-    let (line, phase) = (cols * count, rows * cols * count);
-    let mut p = vec![0.0f32; m * m * phase + reach * line];
-    // Where each input row and column goes in `p` (image n's at `+ n`).
+    let layout = PhaseSplit::new(conv, algorithm, count);
+    let PhaseSplit {
+        bh,
+        bw,
+        line,
+        phase,
+        rows_len,
+        ..
+    } = layout;
+    let mut p = vec![0.0f32; layout.len];
+    let plane = conv.plane();
     let planes = images.map(|image| &x[image * conv.image_len() + channel * plane..][..plane]);
-    let rows = phase_places(ph..ph + conv.height, m, m * phase, line);
-    scatter(
-        &mut p,
-        planes,
-        &rows,
-        &phase_places(pw..pw + w, m, phase, count),
-    );
+    scatter(&mut p, planes, &layout.row_places, &layout.column_places);
     // Rows: c[i][column phase][by][column][n] = Σₖ Bᵀ[i][k] · p[k % m][column phase][by +
     // k/m][column][n] for the `bh` block rows, over each column phase's plane at once (its
     // rows from `bh` on are left over, never read).
-    let rows_len = bh * line;
     let mut c = vec![0.0f32; alpha * m * phase];
     for (out, coefficients) in c
         .chunks_exact_mut(m * phase)
@@ -656,11 +696,16 @@ fn untransform_patches(
     out: &mut [f32],
 ) {
     let (alpha, m, count) = (algorithm.alpha(), algorithm.m, out.len() / conv.plane());
-    let [bh, bw] = conv.blocks(algorithm);
+    let layout = PhaseSplit::new(conv, algorithm, count);
+    let PhaseSplit {
+        bh,
+        bw,
+        line,
+        phase,
+        rows_len,
+        ..
+    } = layout;
     let width = bh * bw * count;
-    let reach = (alpha - 1) / m;
-    let (line, phase) = ((bw + reach) * count, (bh + reach) * (bw + reach) * count);
-    let rows_len = bh * line;
     // Columns: c̄[i][l % m][by][bx + l/m][n] += Bᵀ[j][l] · V̄[i·α + j][by][bx][n], each
     // entry's blocks laid out as `transform_patches`' rows (the columns from `bw` on zero).
     let mut c_grad = vec![0.0f32; alpha * m * phase];
@@ -686,7 +731,7 @@ fn untransform_patches(
     }
     // Rows: p̄[k % m][column phase][by + k/m][column][n] += Bᵀ[i][k] · c̄[i][column
     // phase][by][column][n].
-    let mut p_grad = vec![0.0f32; m * m * phase + reach * line];
+    let mut p_grad = vec![0.0f32; layout.len];
     for (i, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
         for q in 0..m {
             let src = &c_grad[(i * m + q) * phase..][..rows_len];
@@ -696,10 +741,8 @@ fn untransform_patches(
             }
         }
     }
-    let [ph, pw] = conv.padding;
-    let rows = phase_places(ph..ph + conv.height, m, m * phase, line);
-    let columns = phase_places(pw..pw + conv.width, m, phase, count);
-    gather(out.chunks_exact_mut(conv.plane()), &p_grad, &rows, &columns);
+    let (rows, columns) = (&layout.row_places, &layout.column_places);
+    gather(out.chunks_exact_mut(conv.plane()), &p_grad, rows, columns);
 }
 
 /// `Y = Aᵀ M A` of kernel `k`'s blocks in the products `m` (`[α², O/g, width]`), every
