@@ -235,15 +235,14 @@ impl Conv {
             let width = images.len() * bh * bw;
             let mut scratch = Scratch::take();
             let side = algorithm.m;
+            let layout = PhaseSplit::new(self, algorithm, images.len());
             let [v, m, y] = scratch.buffers([
                 channels * entries * width,
                 entries * kernels * width,
                 kernels * side * side * width,
             ]);
             for g in 0..self.groups {
-                for_each_chunk(v, entries * width, parallel, |c, v| {
-                    transform_patches(self, algorithm, x, images.clone(), g * channels + c, v);
-                });
+                self.transform_group_patches(&layout, x, images.clone(), g, v, parallel);
                 let u = &u[g * kernels * entries * channels..][..kernels * entries * channels];
                 for_each_chunk(m, kernels * width, parallel, |xi, m| {
                     // [O/g, C/g] · [C/g, blocks·n]: U[ξ] rows `α²·C/g` apart, V[ξ] rows
@@ -267,6 +266,23 @@ impl Conv {
                     }
                 });
             }
+        });
+    }
+
+    /// `V` of group `g`'s input channels of `images` into `v` (`[C/g, α², blocks, n]`), the
+    /// channels in parallel if `parallel`.
+    fn transform_group_patches(
+        &self,
+        layout: &PhaseSplit,
+        x: &[f32],
+        images: Range<usize>,
+        g: usize,
+        v: &mut [f32],
+        parallel: bool,
+    ) {
+        let channel_len = layout.algorithm.entries() * layout.bh * layout.bw * images.len();
+        for_each_chunk(v, channel_len, parallel, |c, v| {
+            transform_patches(self, layout, x, images.clone(), g * self.channels + c, v);
         });
     }
 
@@ -317,6 +333,7 @@ impl Conv {
         for start in (0..self.batch).step_by(chunk) {
             let images = start..(start + chunk).min(self.batch);
             let (count, width) = (images.len(), images.len() * bh * bw);
+            let layout = PhaseSplit::new(self, algorithm, count);
             let [v, y, v_grad, planes] = scratch.buffers([
                 channels * entries * width,
                 kernels * entries * width,
@@ -324,9 +341,7 @@ impl Conv {
                 in_planes * count * plane,
             ]);
             for (g, m) in m.chunks_exact_mut(entries * kernels * channels).enumerate() {
-                for_each_chunk(v, entries * width, true, |c, v| {
-                    transform_patches(self, algorithm, x, images.clone(), g * channels + c, v);
-                });
+                self.transform_group_patches(&layout, x, images.clone(), g, v, true);
                 for_each_chunk(y, entries * width, true, |k, y| {
                     transform_gradients(self, algorithm, grad, images.clone(), g * kernels + k, y);
                 });
@@ -356,7 +371,7 @@ impl Conv {
                 let group_planes =
                     &mut planes[g * channels * count * plane..][..channels * count * plane];
                 for_each_chunk(group_planes, count * plane, true, |c, out| {
-                    untransform_patches(self, algorithm, v_grad, c, channels, out);
+                    untransform_patches(self, &layout, v_grad, c, channels, out);
                 });
             }
             // Every image's plane of every channel, from the channels' planes of the chunk.
@@ -572,11 +587,14 @@ fn gather<'a>(
 }
 
 /// The layout in which [`transform_patches`] and [`untransform_patches`] hold a channel's
-/// zero-padded input planes of `n` images: the padded plane, (m·bh + α − m) × (m·bw + α − m)
+/// zero-padded input planes of `n` images (the same for every channel of a tile, so built
+/// once per tile): the padded plane, (m·bh + α − m) × (m·bw + α − m)
 /// ≥ (H + 2·ph) × (W + 2·pw), split into its rows' and columns' phases modulo m,
 /// `[row phase][column phase][row][column][n]`, then `reach` more rows of zeros (the rows'
 /// step reads that far past the last phase).
 struct PhaseSplit {
+    /// The algorithm whose patches these are.
+    algorithm: &'static Algorithm,
     /// Block rows per image.
     bh: usize,
     /// Block columns per image.
@@ -589,15 +607,15 @@ struct PhaseSplit {
     rows_len: usize,
     /// Floats in all: `m²` phases and `reach` lines.
     len: usize,
-    /// Where input row y goes (image n's element (y, x) at `row_places[y] + column_places[x]
-    /// + n`).
+    /// Where input row y goes: image n's element (y, x) is at
+    /// `row_places[y] + column_places[x] + n`.
     row_places: Vec<usize>,
     /// Where input column x goes.
     column_places: Vec<usize>,
 }
 
 impl PhaseSplit {
-    fn new(conv: &Conv, algorithm: &Algorithm, count: usize) -> Self {
+    fn new(conv: &Conv, algorithm: &'static Algorithm, count: usize) -> Self {
         let m = algorithm.m;
         let [bh, bw] = conv.blocks(algorithm);
         let [ph, pw] = conv.padding;
@@ -605,6 +623,7 @@ impl PhaseSplit {
         let line = (bw + reach) * count;
         let phase = (bh + reach) * line;
         Self {
+            algorithm,
             bh,
             bw,
             line,
@@ -626,22 +645,14 @@ impl PhaseSplit {
 #[multiversion(targets = "simd")]
 fn transform_patches(
     conv: &Conv,
-    algorithm: &Algorithm,
+    layout: &PhaseSplit,
     x: &[f32],
     images: Range<usize>,
     channel: usize,
     v: &mut [f32],
 ) {
-    let (alpha, m, count) = (algorithm.alpha(), algorithm.m, images.len());
-    let layout = PhaseSplit::new(conv, algorithm, count);
-    let PhaseSplit {
-        bh,
-        bw,
-        line,
-        phase,
-        rows_len,
-        ..
-    } = layout;
+    let (algorithm, count) = (layout.algorithm, images.len());
+    let (alpha, m) = (algorithm.alpha(), algorithm.m);
     let mut p = vec![0.0f32; layout.len];
     let plane = conv.plane();
     let planes = images.map(|image| &x[image * conv.image_len() + channel * plane..][..plane]);
@@ -649,34 +660,38 @@ fn transform_patches(
     // Rows: c[i][column phase][by][column][n] = Σₖ Bᵀ[i][k] · p[k % m][column phase][by +
     // k/m][column][n] for the `bh` block rows, over each column phase's plane at once (its
     // rows from `bh` on are left over, never read).
-    let mut c = vec![0.0f32; alpha * m * phase];
+    let mut c = vec![0.0f32; alpha * m * layout.phase];
     for (out, coefficients) in c
-        .chunks_exact_mut(m * phase)
+        .chunks_exact_mut(m * layout.phase)
         .zip(algorithm.input.chunks_exact(alpha))
     {
-        for (q, out) in out.chunks_exact_mut(phase).enumerate() {
+        for (q, out) in out.chunks_exact_mut(layout.phase).enumerate() {
             for (k, &coefficient) in coefficients.iter().enumerate() {
-                let src = &p[(k % m) * m * phase + q * phase + (k / m) * line..];
-                add_scaled(&mut out[..rows_len], coefficient, src);
+                let src =
+                    &p[(k % m) * m * layout.phase + q * layout.phase + (k / m) * layout.line..];
+                add_scaled(&mut out[..layout.rows_len], coefficient, src);
             }
         }
     }
     // Columns: v[i·α + j][by][bx][n] = Σₗ Bᵀ[j][l] · c[i][l % m][by][bx + l/m][n], over the
     // `bh` rows at once (every column of each), then each block row's `bw` blocks copied out.
-    let mut wide = vec![0.0f32; rows_len];
-    for (ij, out) in v.chunks_exact_mut(bh * bw * count).enumerate() {
+    let mut wide = vec![0.0f32; layout.rows_len];
+    for (ij, out) in v
+        .chunks_exact_mut(layout.bh * layout.bw * count)
+        .enumerate()
+    {
         let i = ij / alpha;
         let coefficients = &algorithm.input[(ij % alpha) * alpha..][..alpha];
         wide.fill(0.0);
         for (l, &coefficient) in coefficients.iter().enumerate() {
-            let src = &c[(i * m + l % m) * phase + (l / m) * count..];
+            let src = &c[(i * m + l % m) * layout.phase + (l / m) * count..];
             add_scaled(&mut wide, coefficient, src);
         }
         for (out, wide) in out
-            .chunks_exact_mut(bw * count)
-            .zip(wide.chunks_exact(line))
+            .chunks_exact_mut(layout.bw * count)
+            .zip(wide.chunks_exact(layout.line))
         {
-            out.copy_from_slice(&wide[..bw * count]);
+            out.copy_from_slice(&wide[..layout.bw * count]);
         }
     }
 }
@@ -689,41 +704,33 @@ fn transform_patches(
 #[multiversion(targets = "simd")]
 fn untransform_patches(
     conv: &Conv,
-    algorithm: &Algorithm,
+    layout: &PhaseSplit,
     v_grad: &[f32],
     c: usize,
     channels: usize,
     out: &mut [f32],
 ) {
-    let (alpha, m, count) = (algorithm.alpha(), algorithm.m, out.len() / conv.plane());
-    let layout = PhaseSplit::new(conv, algorithm, count);
-    let PhaseSplit {
-        bh,
-        bw,
-        line,
-        phase,
-        rows_len,
-        ..
-    } = layout;
-    let width = bh * bw * count;
+    let (algorithm, count) = (layout.algorithm, out.len() / conv.plane());
+    let (alpha, m) = (algorithm.alpha(), algorithm.m);
+    let width = layout.bh * layout.bw * count;
     // Columns: c̄[i][l % m][by][bx + l/m][n] += Bᵀ[j][l] · V̄[i·α + j][by][bx][n], each
     // entry's blocks laid out as `transform_patches`' rows (the columns from `bw` on zero).
-    let mut c_grad = vec![0.0f32; alpha * m * phase];
-    let mut wide = vec![0.0f32; rows_len];
+    let mut c_grad = vec![0.0f32; alpha * m * layout.phase];
+    let mut wide = vec![0.0f32; layout.rows_len];
     for ij in 0..alpha * alpha {
         let i = ij / alpha;
         let entry = &v_grad[(ij * channels + c) * width..][..width];
         for (wide, blocks) in wide
-            .chunks_exact_mut(line)
-            .zip(entry.chunks_exact(bw * count))
+            .chunks_exact_mut(layout.line)
+            .zip(entry.chunks_exact(layout.bw * count))
         {
-            wide[..bw * count].copy_from_slice(blocks);
+            wide[..layout.bw * count].copy_from_slice(blocks);
         }
         let coefficients = &algorithm.input[(ij % alpha) * alpha..][..alpha];
         for (l, &coefficient) in coefficients.iter().enumerate() {
             let shift = (l / m) * count;
             add_scaled(
-                &mut c_grad[(i * m + l % m) * phase + shift..][..rows_len],
+                &mut c_grad[(i * m + l % m) * layout.phase + shift..][..layout.rows_len],
                 coefficient,
                 &wide,
             );
@@ -734,10 +741,10 @@ fn untransform_patches(
     let mut p_grad = vec![0.0f32; layout.len];
     for (i, coefficients) in algorithm.input.chunks_exact(alpha).enumerate() {
         for q in 0..m {
-            let src = &c_grad[(i * m + q) * phase..][..rows_len];
+            let src = &c_grad[(i * m + q) * layout.phase..][..layout.rows_len];
             for (k, &coefficient) in coefficients.iter().enumerate() {
-                let at = (k % m) * m * phase + q * phase + (k / m) * line;
-                add_scaled(&mut p_grad[at..][..rows_len], coefficient, src);
+                let at = (k % m) * m * layout.phase + q * layout.phase + (k / m) * layout.line;
+                add_scaled(&mut p_grad[at..][..layout.rows_len], coefficient, src);
             }
         }
     }
